@@ -1,1 +1,29 @@
-pub use llama_cpp_2;
+//! The one crate that touches llama.cpp.
+//!
+//! Everything above this crate sees a small safe API: [`Model`] (a loaded GGUF with its
+//! metadata and tokenizer), [`Session`] (an inference context whose KV cache keeps the
+//! longest common prefix between consecutive prompts), [`Sampler`] (a configurable
+//! sampling chain, optionally constrained by a GBNF grammar) and [`PieceDecoder`]
+//! (streaming detokenization that never splits a UTF-8 character).
+//!
+//! llama.cpp types never appear in this API: tokens are plain [`TokenId`]s and every
+//! failure is a [`LlamaError`].
+
+mod backend;
+mod baseline;
+mod error;
+mod model;
+mod sampler;
+mod session;
+mod utf8;
+
+pub use backend::gpu_offload_supported;
+pub use baseline::{BareRun, bare_greedy_decode};
+pub use error::LlamaError;
+pub use model::{Model, ModelInfo, ModelParams, SpecialToken};
+pub use sampler::{Sampler, SamplingParams};
+pub use session::{PrefillOutcome, Session, SessionParams, TokenLogprob};
+pub use utf8::PieceDecoder;
+
+/// A token id in the model's vocabulary.
+pub type TokenId = i32;

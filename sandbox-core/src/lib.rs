@@ -1,0 +1,33 @@
+//! `sandbox-core`: the reusable heart of AI Sandbox.
+//!
+//! - [`Engine`]: one thread owns the model and runs jobs strictly one at a time from a
+//!   bounded FIFO queue; [`JobHandle`]s stream [`JobEvent`]s and cancel on drop.
+//! - [`ChatTemplate`]: the model's own Jinja chat template, rendered like Hugging Face.
+//! - [`EngineConfig`]: what to load and how big the queue and context are.
+//!
+//! Binaries and other Rust programs embed this crate; only `llama-sys` below it talks
+//! to llama.cpp.
+#![forbid(unsafe_code)]
+
+mod config;
+mod engine;
+mod error;
+mod job;
+mod queue;
+mod runner;
+mod stop;
+mod template;
+
+pub use config::EngineConfig;
+pub use engine::{Engine, JobHandle};
+pub use error::{EngineError, LlamaError};
+pub use job::{Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage};
+pub use llama_sys::{ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob};
+pub use queue::QueueStatus;
+pub use stop::{StopMatcher, StopOutcome};
+pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
+
+/// Things for benchmarks and diagnostics that are not part of serving.
+pub mod diagnostics {
+    pub use llama_sys::{BareRun, Model, ModelParams, PrefillOutcome, Session, SessionParams, bare_greedy_decode};
+}

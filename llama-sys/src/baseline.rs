@@ -1,0 +1,55 @@
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::{LlamaError, Model, SessionParams, TokenId};
+
+/// Timings of [`bare_greedy_decode`].
+#[derive(Debug, Clone)]
+pub struct BareRun {
+    /// Time to evaluate the prompt.
+    pub prefill: Duration,
+    /// Time to generate all tokens after the prompt.
+    pub decode: Duration,
+    /// The generated tokens.
+    pub tokens: Vec<TokenId>,
+}
+
+/// The simplest possible greedy generation loop written directly against llama-cpp-2:
+/// the yardstick that benchmarks hold the engine against. It generates exactly
+/// `n_tokens` tokens, ignoring end-of-generation.
+pub fn bare_greedy_decode(
+    model: &Model,
+    params: &SessionParams,
+    prompt: &[TokenId],
+    n_tokens: usize,
+) -> Result<BareRun, LlamaError> {
+    let mut session = model.session(params)?;
+    let started = Instant::now();
+    session.prefill(prompt, &mut || false)?;
+    let prefill = started.elapsed();
+    let ctx = session.context_mut();
+    let mut sampler = LlamaSampler::greedy();
+    let mut batch = LlamaBatch::new(1, 1);
+    let mut tokens = Vec::with_capacity(n_tokens);
+    let mut pos = prompt.len() as i32;
+    let started = Instant::now();
+    for _ in 0..n_tokens {
+        let token = sampler.sample(ctx, -1);
+        tokens.push(token.0);
+        batch.clear();
+        batch
+            .add(LlamaToken(token.0), pos, &[0], true)
+            .map_err(|e| LlamaError::Decode(e.to_string()))?;
+        ctx.decode(&mut batch)
+            .map_err(|e| LlamaError::Decode(e.to_string()))?;
+        pos += 1;
+    }
+    Ok(BareRun {
+        prefill,
+        decode: started.elapsed(),
+        tokens,
+    })
+}

@@ -1,0 +1,117 @@
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+
+use crate::{LlamaError, Model, TokenId};
+
+/// Sampling settings. The defaults are llama.cpp's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 (or below) means greedy: always the most likely token.
+    pub temperature: f32,
+    /// Keep only the `k` most likely tokens; 0 disables.
+    pub top_k: u32,
+    /// Nucleus sampling; 1.0 disables.
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` × the most likely one; 0 disables.
+    pub min_p: f32,
+    /// Random seed; `None` picks a fresh one.
+    pub seed: Option<u32>,
+    /// Multiplicative repetition penalty; 1.0 disables.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalties look at.
+    pub penalty_last_n: i32,
+    /// OpenAI-style presence penalty; 0 disables.
+    pub presence_penalty: f32,
+    /// OpenAI-style frequency penalty; 0 disables.
+    pub frequency_penalty: f32,
+    /// Added to the logit of each listed token (`f32::NEG_INFINITY` bans it).
+    pub logit_bias: Vec<(TokenId, f32)>,
+    /// A GBNF grammar every generated token must respect (root rule `root`).
+    pub grammar: Option<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            seed: None,
+            repeat_penalty: 1.0,
+            penalty_last_n: 64,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            logit_bias: Vec::new(),
+            grammar: None,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Greedy decoding with nothing else applied.
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// A sampling chain built from [`SamplingParams`] for one model. Stateful: it remembers
+/// the tokens it produced (penalties, grammar position).
+#[derive(Debug)]
+pub struct Sampler {
+    pub(crate) inner: LlamaSampler,
+}
+
+impl Sampler {
+    /// Builds the chain: logit bias, grammar, penalties, then either greedy or
+    /// top-k → top-p → min-p → temperature → random draw.
+    pub fn new(model: &Model, params: &SamplingParams) -> Result<Self, LlamaError> {
+        let n_vocab = model.info().n_vocab as i32;
+        let mut chain = Vec::new();
+        if !params.logit_bias.is_empty() {
+            let mut biases = Vec::with_capacity(params.logit_bias.len());
+            for &(t, bias) in &params.logit_bias {
+                model.check_token(t)?;
+                biases.push(LlamaLogitBias::new(LlamaToken(t), bias));
+            }
+            chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+        }
+        if let Some(grammar) = &params.grammar {
+            let g = LlamaSampler::grammar(&model.inner, grammar, "root").map_err(|e| {
+                LlamaError::Grammar(format!("{e} (llama.cpp logs the parse error)"))
+            })?;
+            chain.push(g);
+        }
+        if params.repeat_penalty != 1.0 || params.presence_penalty != 0.0 || params.frequency_penalty != 0.0 {
+            chain.push(LlamaSampler::penalties(
+                n_vocab,
+                params.penalty_last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            ));
+        }
+        if params.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if params.top_k > 0 {
+                chain.push(LlamaSampler::top_k(params.top_k as i32));
+            }
+            if params.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(params.top_p, 1));
+            }
+            if params.min_p > 0.0 {
+                chain.push(LlamaSampler::min_p(params.min_p, 1));
+            }
+            chain.push(LlamaSampler::temp(params.temperature));
+            chain.push(LlamaSampler::dist(params.seed.unwrap_or(u32::MAX)));
+        }
+        Ok(Self {
+            inner: LlamaSampler::chain_simple(chain),
+        })
+    }
+}

@@ -1,0 +1,258 @@
+use std::num::NonZeroU32;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::backend::backend;
+use crate::{LlamaError, Model, Sampler, TokenId};
+
+/// How to create a [`Session`].
+#[derive(Debug, Clone)]
+pub struct SessionParams {
+    /// Context window in tokens (prompt + generated).
+    pub n_ctx: u32,
+    /// Largest number of prompt tokens evaluated in one batch.
+    pub n_batch: u32,
+    /// CPU threads; `None` uses every available core.
+    pub n_threads: Option<u32>,
+}
+
+impl Default for SessionParams {
+    fn default() -> Self {
+        Self {
+            n_ctx: 4096,
+            n_batch: 512,
+            n_threads: None,
+        }
+    }
+}
+
+/// What [`Session::prefill`] did with a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefillOutcome {
+    /// Prompt tokens whose KV entries were reused from the previous prompt.
+    pub cached: usize,
+    /// Prompt tokens evaluated now.
+    pub evaluated: usize,
+}
+
+/// Log-probability of a sampled token and of the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token whose log-probability was asked for.
+    pub token: TokenId,
+    /// Its natural-log probability under the model's raw distribution.
+    pub logprob: f32,
+    /// The `top_n` most likely tokens with their log-probabilities, most likely first.
+    pub top: Vec<(TokenId, f32)>,
+}
+
+/// One inference context. It remembers which tokens its KV cache holds, so that a new
+/// prompt only evaluates what differs from the previous one.
+#[derive(Debug)]
+pub struct Session<'m> {
+    model: &'m Model,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    cached: Vec<TokenId>,
+    n_ctx: u32,
+    n_batch: u32,
+    has_logits: bool,
+}
+
+impl<'m> Session<'m> {
+    pub(crate) fn new(model: &'m Model, params: &SessionParams) -> Result<Self, LlamaError> {
+        let backend = backend()?;
+        let threads = params.n_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+            |n| n.max(1) as i32,
+        );
+        let n_batch = params.n_batch.clamp(1, params.n_ctx.max(1));
+        let cparams = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(params.n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let ctx = model
+            .inner
+            .new_context(backend, cparams)
+            .map_err(|_| LlamaError::ContextFailed { n_ctx: params.n_ctx })?;
+        let n_ctx = ctx.n_ctx();
+        Ok(Self {
+            model,
+            ctx,
+            batch: LlamaBatch::new(n_batch as usize, 1),
+            cached: Vec::new(),
+            n_ctx,
+            n_batch,
+            has_logits: false,
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Context window in tokens.
+    pub fn n_ctx(&self) -> u32 {
+        self.n_ctx
+    }
+
+    /// The tokens whose keys and values the cache holds, in order.
+    pub fn cached_tokens(&self) -> &[TokenId] {
+        &self.cached
+    }
+
+    /// Forgets everything in the KV cache.
+    pub fn clear(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+        self.has_logits = false;
+    }
+
+    /// Makes the KV cache hold `prompt` and leaves the logits for its last token ready
+    /// for sampling. The longest common prefix with what the cache already holds is
+    /// kept; only the rest is evaluated (the last token always is, for its logits).
+    ///
+    /// `interrupt` is asked before each batch; when it returns true the prefill stops
+    /// and `Ok(None)` is returned (what was evaluated stays cached).
+    pub fn prefill(
+        &mut self,
+        prompt: &[TokenId],
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<PrefillOutcome>, LlamaError> {
+        if prompt.is_empty() {
+            return Err(LlamaError::Tokenize("the prompt is empty".into()));
+        }
+        if prompt.len() > self.n_ctx as usize {
+            return Err(LlamaError::ContextOverflow {
+                needed: prompt.len(),
+                n_ctx: self.n_ctx,
+            });
+        }
+        for &t in prompt {
+            self.model.check_token(t)?;
+        }
+        let common = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let keep = common.min(prompt.len() - 1);
+        self.truncate_cache(keep);
+        self.has_logits = false;
+        let mut pos = keep;
+        for chunk in prompt[keep..].chunks(self.n_batch as usize) {
+            if interrupt() {
+                return Ok(None);
+            }
+            let last_chunk = pos + chunk.len() == prompt.len();
+            self.batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let logits = last_chunk && i + 1 == chunk.len();
+                self.batch
+                    .add(LlamaToken(t), (pos + i) as i32, &[0], logits)
+                    .map_err(|e| LlamaError::Decode(e.to_string()))?;
+            }
+            self.decode_batch()?;
+            self.cached.extend_from_slice(chunk);
+            pos += chunk.len();
+        }
+        self.has_logits = true;
+        Ok(Some(PrefillOutcome {
+            cached: keep,
+            evaluated: prompt.len() - keep,
+        }))
+    }
+
+    /// Appends one (generated) token to the cache and computes the logits that follow it.
+    pub fn push(&mut self, token: TokenId) -> Result<(), LlamaError> {
+        self.model.check_token(token)?;
+        if self.cached.len() >= self.n_ctx as usize {
+            return Err(LlamaError::ContextOverflow {
+                needed: self.cached.len() + 1,
+                n_ctx: self.n_ctx,
+            });
+        }
+        self.has_logits = false;
+        self.batch.clear();
+        self.batch
+            .add(LlamaToken(token), self.cached.len() as i32, &[0], true)
+            .map_err(|e| LlamaError::Decode(e.to_string()))?;
+        self.decode_batch()?;
+        self.cached.push(token);
+        self.has_logits = true;
+        Ok(())
+    }
+
+    /// Samples the next token from the current logits (and lets the sampler record it).
+    pub fn sample(&mut self, sampler: &mut Sampler) -> Result<TokenId, LlamaError> {
+        if !self.has_logits {
+            return Err(LlamaError::Decode("no logits: prefill or push a token first".into()));
+        }
+        Ok(sampler.inner.sample(&self.ctx, -1).0)
+    }
+
+    /// Log-probabilities of `token` and of the `top_n` most likely tokens, from the raw
+    /// (unsampled) distribution of the current logits.
+    pub fn logprobs(&self, token: TokenId, top_n: usize) -> Result<TokenLogprob, LlamaError> {
+        if !self.has_logits {
+            return Err(LlamaError::Decode("no logits: prefill or push a token first".into()));
+        }
+        self.model.check_token(token)?;
+        let logits = self.ctx.get_logits_ith(-1);
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln() + max;
+        let mut top: Vec<(TokenId, f32)> = Vec::with_capacity(top_n);
+        if top_n > 0 {
+            let mut idx: Vec<usize> = (0..logits.len()).collect();
+            let n = top_n.min(idx.len());
+            idx.select_nth_unstable_by(n - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+            idx.truncate(n);
+            idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+            top.extend(idx.into_iter().map(|i| (i as TokenId, logits[i] - log_sum)));
+        }
+        Ok(TokenLogprob {
+            token,
+            logprob: logits[token as usize] - log_sum,
+            top,
+        })
+    }
+
+    /// The raw context, for the baseline loop in this crate only.
+    pub(crate) fn context_mut(&mut self) -> &mut LlamaContext<'m> {
+        &mut self.ctx
+    }
+
+    fn truncate_cache(&mut self, keep: usize) {
+        if keep >= self.cached.len() {
+            return;
+        }
+        let removed = u32::try_from(keep)
+            .ok()
+            .and_then(|p0| self.ctx.clear_kv_cache_seq(Some(0), Some(p0), None).ok())
+            .unwrap_or(false);
+        if removed {
+            self.cached.truncate(keep);
+        } else {
+            // A partial removal is not possible for this cache type: start over.
+            self.clear();
+        }
+    }
+
+    fn decode_batch(&mut self) -> Result<(), LlamaError> {
+        self.ctx.decode(&mut self.batch).map_err(|e| {
+            // The cache may now hold part of the batch: drop it so the bookkeeping
+            // stays true.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            self.has_logits = false;
+            LlamaError::Decode(e.to_string())
+        })
+    }
+}

@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the engine: which model, how big a context, how long a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// GGUF file to serve.
+    pub model_path: PathBuf,
+    /// Context window in tokens (prompt + completion). 0 means the model's trained
+    /// context length.
+    pub n_ctx: u32,
+    /// Prompt tokens evaluated per batch.
+    pub n_batch: u32,
+    /// CPU threads; 0 means all cores.
+    pub n_threads: u32,
+    /// Layers offloaded to the GPU; `None` means all of them on a GPU build.
+    pub gpu_layers: Option<u32>,
+    /// Jobs allowed to wait behind the running one before new ones are refused.
+    pub queue_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            model_path: PathBuf::new(),
+            n_ctx: 8192,
+            n_batch: 512,
+            n_threads: 0,
+            gpu_layers: None,
+            queue_capacity: 32,
+        }
+    }
+}

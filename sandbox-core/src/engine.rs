@@ -1,0 +1,323 @@
+//! The engine: one dedicated thread owns the model's inference session and runs the
+//! queued jobs strictly one at a time, in submission order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use llama_sys::{Model, ModelInfo, ModelParams, Sampler, SessionParams, TokenId};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use crate::job::{Completion, FinishReason, JobEvent, JobId, JobRequest, Prompt};
+use crate::queue::{PreparedJob, Queue, QueueStatus};
+use crate::template::{ChatMessage, ChatTemplate};
+use crate::{EngineConfig, EngineError, runner};
+
+/// A running engine. Dropping it cancels waiting jobs, lets the running one stop at
+/// its next token, and joins the thread.
+#[derive(Debug)]
+pub struct Engine {
+    model: Arc<Model>,
+    template: Option<ChatTemplate>,
+    queue: Arc<Queue>,
+    n_ctx: u32,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Loads the model and starts the engine thread. Blocks until the model is loaded
+    /// and its context allocated.
+    pub fn start(config: &EngineConfig) -> Result<Self, EngineError> {
+        let model = Arc::new(Model::load(
+            &config.model_path,
+            &ModelParams {
+                gpu_layers: config.gpu_layers,
+                ..ModelParams::default()
+            },
+        )?);
+        let info = model.info();
+        let template = match &info.chat_template {
+            Some(src) => {
+                let text = |t: &Option<llama_sys::SpecialToken>| t.as_ref().map_or(String::new(), |t| t.text.clone());
+                Some(ChatTemplate::new(src, &text(&info.bos), &text(&info.eos))?)
+            }
+            None => None,
+        };
+        let n_ctx = if config.n_ctx == 0 { info.n_ctx_train } else { config.n_ctx };
+        let params = SessionParams {
+            n_ctx,
+            n_batch: config.n_batch,
+            n_threads: (config.n_threads > 0).then_some(config.n_threads),
+        };
+        let queue = Arc::new(Queue::new(config.queue_capacity));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let model = Arc::clone(&model);
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name("sandbox-engine".into())
+                .spawn(move || engine_thread(&model, &params, &queue, &ready_tx))
+                .map_err(|e| EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}")))?
+        };
+        let n_ctx = match ready_rx.recv() {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e.into());
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(EngineError::Stopped);
+            }
+        };
+        Ok(Self {
+            model,
+            template,
+            queue,
+            n_ctx,
+            thread: Some(thread),
+        })
+    }
+
+    /// The served model's metadata.
+    pub fn model_info(&self) -> &ModelInfo {
+        self.model.info()
+    }
+
+    /// Context window in tokens.
+    pub fn n_ctx(&self) -> u32 {
+        self.n_ctx
+    }
+
+    /// Queue length, running job and estimated wait, right now.
+    pub fn queue_status(&self) -> QueueStatus {
+        self.queue.status()
+    }
+
+    /// Renders a chat with the model's template (the exact prompt text the model sees).
+    pub fn render_chat(&self, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<String, EngineError> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest("this model has no chat template; send a text prompt instead".into())
+        })?;
+        template.render(messages, tools)
+    }
+
+    /// Tokenizes plain text the way a text prompt is tokenized.
+    pub fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<TokenId>, EngineError> {
+        Ok(self.model.tokenize(text, add_bos)?)
+    }
+
+    /// The prompt tokens a chat becomes.
+    pub fn chat_tokens(&self, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<Vec<TokenId>, EngineError> {
+        let text = self.render_chat(messages, tools)?;
+        let mut tokens = self.model.tokenize_prompt(&text)?;
+        let info = self.model.info();
+        if let Some(bos) = info.bos.as_ref().filter(|_| info.add_bos) {
+            if tokens.first() != Some(&bos.id) {
+                tokens.insert(0, bos.id);
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// Decodes tokens to text.
+    pub fn detokenize(&self, tokens: &[TokenId]) -> Result<String, EngineError> {
+        Ok(self.model.detokenize(tokens)?)
+    }
+
+    /// Validates a job and queues it. Refused at once (nothing queued) when the
+    /// prompt does not fit, the template or grammar is invalid, or the queue is full.
+    pub fn submit(&self, request: JobRequest) -> Result<JobHandle, EngineError> {
+        let job = self.prepare(request)?;
+        let (tx, rx) = unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let id = self.queue.push(job, tx, Arc::clone(&cancel))?;
+        Ok(JobHandle {
+            id,
+            events: rx,
+            cancel,
+            queue: Arc::clone(&self.queue),
+        })
+    }
+
+    fn prepare(&self, request: JobRequest) -> Result<PreparedJob, EngineError> {
+        let info = self.model.info();
+        let (tokens, is_chat) = match &request.prompt {
+            Prompt::Text(text) => (self.model.tokenize(text, true)?, false),
+            Prompt::Tokens(tokens) => {
+                for &t in tokens {
+                    self.model.check_token(t)?;
+                }
+                (tokens.clone(), false)
+            }
+            Prompt::Chat { messages, tools } => (self.chat_tokens(messages, tools.as_deref())?, true),
+        };
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        let n_ctx = self.n_ctx as usize;
+        let room = n_ctx.saturating_sub(tokens.len());
+        let max_tokens = match request.limits.max_tokens {
+            Some(0) => return Err(EngineError::InvalidRequest("max_tokens must be at least 1".into())),
+            Some(n) if tokens.len() + n > n_ctx => {
+                return Err(EngineError::ContextOverflow {
+                    prompt_tokens: tokens.len(),
+                    max_tokens: n,
+                    n_ctx: self.n_ctx,
+                });
+            }
+            Some(n) => n,
+            None if room == 0 => {
+                return Err(EngineError::ContextOverflow {
+                    prompt_tokens: tokens.len(),
+                    max_tokens: 1,
+                    n_ctx: self.n_ctx,
+                });
+            }
+            None => room,
+        };
+        // Build the sampler once here so a bad grammar or bias is refused before queueing.
+        Sampler::new(&self.model, &request.sampling)?;
+        Ok(PreparedJob {
+            tokens,
+            sampling: request.sampling,
+            max_tokens,
+            limits: request.limits,
+            logprobs: request.logprobs,
+            strip_leading_space: is_chat && info.add_space_prefix,
+        })
+    }
+
+    /// Stops the engine: waiting jobs fail with [`EngineError::Stopped`], the running
+    /// one is cancelled at its next token, and the thread is joined.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.queue.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn engine_thread(
+    model: &Model,
+    params: &SessionParams,
+    queue: &Queue,
+    ready: &mpsc::Sender<Result<u32, llama_sys::LlamaError>>,
+) {
+    let mut session = match model.session(params) {
+        Ok(s) => {
+            let _ = ready.send(Ok(s.n_ctx()));
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    while let Some(pending) = queue.pop() {
+        let span = tracing::debug_span!("job", id = pending.id);
+        let _enter = span.enter();
+        runner::run(&mut session, model, &pending, &|| queue.expire());
+        queue.finish(pending.id);
+    }
+}
+
+/// The caller's side of a job: its events, its position, and its cancellation.
+/// Dropping the handle cancels the job (a client that went away frees the engine).
+#[derive(Debug)]
+pub struct JobHandle {
+    id: JobId,
+    events: UnboundedReceiver<JobEvent>,
+    cancel: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+}
+
+impl JobHandle {
+    /// The job's id (ids grow in submission order).
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// Jobs ahead of this one, or `None` once it has started (or ended).
+    pub fn position(&self) -> Option<usize> {
+        self.queue.position(self.id)
+    }
+
+    /// Cancels the job: a waiting job never starts, a running one stops within one
+    /// token. Events already produced can still be read.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.queue.remove(self.id);
+    }
+
+    /// The next event; `None` after `Done`/`Failed`.
+    pub async fn next_event(&mut self) -> Option<JobEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event, blocking the current thread (not for use inside an async
+    /// runtime).
+    pub fn next_event_blocking(&mut self) -> Option<JobEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// Waits for the job to end and gathers its output (blocking).
+    pub fn wait(mut self) -> Result<Completion, EngineError> {
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        let mut logprobs = Vec::new();
+        while let Some(event) = self.next_event_blocking() {
+            match event {
+                JobEvent::Queued { .. } | JobEvent::Started { .. } => {}
+                JobEvent::Token { id, text: t, logprob } => {
+                    tokens.push(id);
+                    text.push_str(&t);
+                    logprobs.extend(logprob);
+                }
+                JobEvent::Tail { text: t } => text.push_str(&t),
+                JobEvent::Done {
+                    finish_reason,
+                    usage,
+                    timings,
+                } => {
+                    return Ok(Completion {
+                        text,
+                        tokens,
+                        logprobs,
+                        finish_reason,
+                        usage,
+                        timings,
+                    });
+                }
+                JobEvent::Failed { error } => return Err(error),
+            }
+        }
+        Err(EngineError::Stopped)
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl FinishReason {
+    /// OpenAI's name for it (`stop`, `length`), as APIs report it.
+    pub fn openai_name(self) -> &'static str {
+        match self {
+            Self::EndOfGeneration | Self::StopString | Self::Cancelled => "stop",
+            Self::Length | Self::ContextFull | Self::Deadline => "length",
+        }
+    }
+}
