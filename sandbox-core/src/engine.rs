@@ -227,8 +227,11 @@ fn engine_thread(
     while let Some(pending) = queue.pop() {
         let span = tracing::debug_span!("job", id = pending.id);
         let _enter = span.enter();
-        runner::run(&mut session, model, &pending, &|| queue.expire());
+        let last = runner::run(&mut session, model, &pending, &|| queue.expire());
         queue.finish(pending.id);
+        if let Some(event) = last {
+            pending.send(event);
+        }
     }
 }
 

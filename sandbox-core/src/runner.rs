@@ -13,18 +13,19 @@ use crate::EngineError;
 /// How often a running job checks whether waiting jobs have expired.
 const EXPIRE_EVERY: Duration = Duration::from_millis(200);
 
-pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire: &dyn Fn()) {
+/// Runs the job and returns its final event (`Done` or `Failed`), which the caller
+/// sends once the queue has recorded the job as finished; `None` if it never started.
+pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire: &dyn Fn()) -> Option<JobEvent> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let queue_wait = started.saturating_duration_since(p.submitted);
     let job = &p.job;
     if p.is_cancelled() {
-        return;
+        return None;
     }
     if let Some(d) = job.limits.deadline {
         if queue_wait > d {
-            p.send(JobEvent::Failed { error: EngineError::DeadlineExceeded(d) });
-            return;
+            return Some(JobEvent::Failed { error: EngineError::DeadlineExceeded(d) });
         }
     }
     p.send(JobEvent::Started { prompt_tokens: job.tokens.len() });
@@ -38,8 +39,7 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
     let mut sampler = match Sampler::new(model, &sampling) {
         Ok(s) => s,
         Err(e) => {
-            p.send(JobEvent::Failed { error: e.into() });
-            return;
+            return Some(JobEvent::Failed { error: e.into() });
         }
     };
     let deadline = job.limits.deadline.map(|d| p.submitted + d);
@@ -56,8 +56,7 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
         }
         Ok(None) => None,
         Err(e) => {
-            p.send(JobEvent::Failed { error: e.into() });
-            return;
+            return Some(JobEvent::Failed { error: e.into() });
         }
     };
 
@@ -78,8 +77,7 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
             let token = match session.sample(&mut sampler) {
                 Ok(t) => t,
                 Err(e) => {
-                    p.send(JobEvent::Failed { error: e.into() });
-                    return;
+                    return Some(JobEvent::Failed { error: e.into() });
                 }
             };
             first_token_at.get_or_insert_with(Instant::now);
@@ -103,8 +101,7 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
                 break FinishReason::Length;
             }
             if let Err(e) = session.push(token) {
-                p.send(JobEvent::Failed { error: e.into() });
-                return;
+                return Some(JobEvent::Failed { error: e.into() });
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 expire();
@@ -124,7 +121,7 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
     }
     let now = Instant::now();
     let first = first_token_at.unwrap_or(now);
-    p.send(JobEvent::Done {
+    Some(JobEvent::Done {
         finish_reason: finish,
         usage,
         timings: Timings {
@@ -134,5 +131,5 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
             started_at,
             finished_at: SystemTime::now(),
         },
-    });
+    })
 }
