@@ -4,7 +4,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::{LlamaError, Model, SessionParams, TokenId};
+use crate::{LlamaError, Session, TokenId};
 
 /// Timings of [`bare_greedy_decode`].
 #[derive(Debug, Clone)]
@@ -19,14 +19,14 @@ pub struct BareRun {
 
 /// The simplest possible greedy generation loop written directly against llama-cpp-2:
 /// the yardstick that benchmarks hold the engine against. It generates exactly
-/// `n_tokens` tokens, ignoring end-of-generation.
+/// `n_tokens` tokens, ignoring end-of-generation, in `session` (whose cache is cleared
+/// first, so a warm session can be reused across runs like the engine reuses its own).
 pub fn bare_greedy_decode(
-    model: &Model,
-    params: &SessionParams,
+    session: &mut Session<'_>,
     prompt: &[TokenId],
     n_tokens: usize,
 ) -> Result<BareRun, LlamaError> {
-    let mut session = model.session(params)?;
+    session.clear();
     let started = Instant::now();
     session.prefill(prompt, &mut || false)?;
     let prefill = started.elapsed();
@@ -34,9 +34,9 @@ pub fn bare_greedy_decode(
     let mut sampler = LlamaSampler::greedy();
     let mut batch = LlamaBatch::new(1, 1);
     let mut tokens = Vec::with_capacity(n_tokens);
-    let mut pos = prompt.len() as i32;
+    let first_pos = prompt.len() as i32;
     let started = Instant::now();
-    for _ in 0..n_tokens {
+    for pos in (first_pos..).take(n_tokens) {
         let token = sampler.sample(ctx, -1);
         tokens.push(token.0);
         batch.clear();
@@ -45,7 +45,6 @@ pub fn bare_greedy_decode(
             .map_err(|e| LlamaError::Decode(e.to_string()))?;
         ctx.decode(&mut batch)
             .map_err(|e| LlamaError::Decode(e.to_string()))?;
-        pos += 1;
     }
     Ok(BareRun {
         prefill,

@@ -2,9 +2,9 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::params::kv_overrides::ParamOverrideValue;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::backend::backend;
@@ -105,7 +105,8 @@ impl Model {
                 .with_n_gpu_layers(gpu_layers)
                 .with_use_mmap(params.use_mmap)
         );
-        let key = CString::new(KEY_ADD_SPACE_PREFIX).map_err(|e| LlamaError::Backend(e.to_string()))?;
+        let key =
+            CString::new(KEY_ADD_SPACE_PREFIX).map_err(|e| LlamaError::Backend(e.to_string()))?;
         lparams
             .as_mut()
             .append_kv_override(&key, ParamOverrideValue::Bool(false));
@@ -160,18 +161,29 @@ impl Model {
         self.tokenize_raw(text, false, true)
     }
 
-    fn tokenize_raw(&self, text: &str, add_bos: bool, special: bool) -> Result<Vec<TokenId>, LlamaError> {
+    fn tokenize_raw(
+        &self,
+        text: &str,
+        add_bos: bool,
+        special: bool,
+    ) -> Result<Vec<TokenId>, LlamaError> {
         if text.contains('\0') {
             return Err(LlamaError::Tokenize("text contains a NUL character".into()));
         }
         if i32::try_from(text.len()).is_err() {
-            return Err(LlamaError::Tokenize(format!("text of {} bytes is too long", text.len())));
+            return Err(LlamaError::Tokenize(format!(
+                "text of {} bytes is too long",
+                text.len()
+            )));
         }
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_bos && self.info.add_bos {
-            if let Some(bos) = &self.info.bos {
-                out.push(bos.id);
-            }
+        if let Some(bos) = self
+            .info
+            .bos
+            .as_ref()
+            .filter(|_| add_bos && self.info.add_bos)
+        {
+            out.push(bos.id);
         }
         out.extend(
             self.inner
@@ -187,7 +199,10 @@ impl Model {
     /// (`</s>`); without, as nothing.
     pub fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>, LlamaError> {
         self.check_token(token)?;
-        Ok(self.inner.vocab().token_to_piece(LlamaToken(token), special, None))
+        Ok(self
+            .inner
+            .vocab()
+            .token_to_piece(LlamaToken(token), special, None))
     }
 
     /// Decodes a whole token sequence to text (control tokens omitted).

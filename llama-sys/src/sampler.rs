@@ -86,7 +86,10 @@ impl Sampler {
             })?;
             chain.push(g);
         }
-        if params.repeat_penalty != 1.0 || params.presence_penalty != 0.0 || params.frequency_penalty != 0.0 {
+        if params.repeat_penalty != 1.0
+            || params.presence_penalty != 0.0
+            || params.frequency_penalty != 0.0
+        {
             chain.push(LlamaSampler::penalties(
                 n_vocab,
                 params.penalty_last_n,

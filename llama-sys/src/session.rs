@@ -76,10 +76,13 @@ impl<'m> Session<'m> {
             .with_n_ubatch(n_batch)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
-        let ctx = model
-            .inner
-            .new_context(backend, cparams)
-            .map_err(|_| LlamaError::ContextFailed { n_ctx: params.n_ctx })?;
+        let ctx =
+            model
+                .inner
+                .new_context(backend, cparams)
+                .map_err(|_| LlamaError::ContextFailed {
+                    n_ctx: params.n_ctx,
+                })?;
         let n_ctx = ctx.n_ctx();
         Ok(Self {
             model,
@@ -193,7 +196,9 @@ impl<'m> Session<'m> {
     /// Samples the next token from the current logits (and lets the sampler record it).
     pub fn sample(&mut self, sampler: &mut Sampler) -> Result<TokenId, LlamaError> {
         if !self.has_logits {
-            return Err(LlamaError::Decode("no logits: prefill or push a token first".into()));
+            return Err(LlamaError::Decode(
+                "no logits: prefill or push a token first".into(),
+            ));
         }
         Ok(sampler.inner.sample(&self.ctx, -1).0)
     }
@@ -202,7 +207,9 @@ impl<'m> Session<'m> {
     /// (unsampled) distribution of the current logits.
     pub fn logprobs(&self, token: TokenId, top_n: usize) -> Result<TokenLogprob, LlamaError> {
         if !self.has_logits {
-            return Err(LlamaError::Decode("no logits: prefill or push a token first".into()));
+            return Err(LlamaError::Decode(
+                "no logits: prefill or push a token first".into(),
+            ));
         }
         self.model.check_token(token)?;
         let logits = self.ctx.get_logits_ith(-1);

@@ -69,7 +69,11 @@ fn complete_prefix_len(bytes: &[u8]) -> usize {
             0xF0..=0xF4 => 4,
             _ => 1, // invalid lead byte: let the lossy conversion replace it now
         };
-        return if i + width > bytes.len() { i } else { bytes.len() };
+        return if i + width > bytes.len() {
+            i
+        } else {
+            bytes.len()
+        };
     }
     bytes.len()
 }

@@ -38,12 +38,18 @@ impl Engine {
         let info = model.info();
         let template = match &info.chat_template {
             Some(src) => {
-                let text = |t: &Option<llama_sys::SpecialToken>| t.as_ref().map_or(String::new(), |t| t.text.clone());
+                let text = |t: &Option<llama_sys::SpecialToken>| {
+                    t.as_ref().map_or(String::new(), |t| t.text.clone())
+                };
                 Some(ChatTemplate::new(src, &text(&info.bos), &text(&info.eos))?)
             }
             None => None,
         };
-        let n_ctx = if config.n_ctx == 0 { info.n_ctx_train } else { config.n_ctx };
+        let n_ctx = if config.n_ctx == 0 {
+            info.n_ctx_train
+        } else {
+            config.n_ctx
+        };
         let params = SessionParams {
             n_ctx,
             n_batch: config.n_batch,
@@ -57,7 +63,9 @@ impl Engine {
             std::thread::Builder::new()
                 .name("sandbox-engine".into())
                 .spawn(move || engine_thread(&model, &params, &queue, &ready_tx))
-                .map_err(|e| EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}")))?
+                .map_err(|e| {
+                    EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}"))
+                })?
         };
         let n_ctx = match ready_rx.recv() {
             Ok(Ok(n)) => n,
@@ -95,9 +103,15 @@ impl Engine {
     }
 
     /// Renders a chat with the model's template (the exact prompt text the model sees).
-    pub fn render_chat(&self, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<String, EngineError> {
+    pub fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<String, EngineError> {
         let template = self.template.as_ref().ok_or_else(|| {
-            EngineError::InvalidRequest("this model has no chat template; send a text prompt instead".into())
+            EngineError::InvalidRequest(
+                "this model has no chat template; send a text prompt instead".into(),
+            )
         })?;
         template.render(messages, tools)
     }
@@ -108,14 +122,18 @@ impl Engine {
     }
 
     /// The prompt tokens a chat becomes.
-    pub fn chat_tokens(&self, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<Vec<TokenId>, EngineError> {
+    pub fn chat_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<Vec<TokenId>, EngineError> {
         let text = self.render_chat(messages, tools)?;
         let mut tokens = self.model.tokenize_prompt(&text)?;
         let info = self.model.info();
-        if let Some(bos) = info.bos.as_ref().filter(|_| info.add_bos) {
-            if tokens.first() != Some(&bos.id) {
-                tokens.insert(0, bos.id);
-            }
+        if let Some(bos) = info.bos.as_ref().filter(|_| info.add_bos)
+            && tokens.first() != Some(&bos.id)
+        {
+            tokens.insert(0, bos.id);
         }
         Ok(tokens)
     }
@@ -150,7 +168,9 @@ impl Engine {
                 }
                 (tokens.clone(), false)
             }
-            Prompt::Chat { messages, tools } => (self.chat_tokens(messages, tools.as_deref())?, true),
+            Prompt::Chat { messages, tools } => {
+                (self.chat_tokens(messages, tools.as_deref())?, true)
+            }
         };
         if tokens.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
@@ -158,7 +178,11 @@ impl Engine {
         let n_ctx = self.n_ctx as usize;
         let room = n_ctx.saturating_sub(tokens.len());
         let max_tokens = match request.limits.max_tokens {
-            Some(0) => return Err(EngineError::InvalidRequest("max_tokens must be at least 1".into())),
+            Some(0) => {
+                return Err(EngineError::InvalidRequest(
+                    "max_tokens must be at least 1".into(),
+                ));
+            }
             Some(n) if tokens.len() + n > n_ctx => {
                 return Err(EngineError::ContextOverflow {
                     prompt_tokens: tokens.len(),
@@ -282,7 +306,11 @@ impl JobHandle {
         while let Some(event) = self.next_event_blocking() {
             match event {
                 JobEvent::Queued { .. } | JobEvent::Started { .. } => {}
-                JobEvent::Token { id, text: t, logprob } => {
+                JobEvent::Token {
+                    id,
+                    text: t,
+                    logprob,
+                } => {
                     tokens.push(id);
                     text.push_str(&t);
                     logprobs.extend(logprob);

@@ -113,7 +113,10 @@ pub struct Timings {
 impl Timings {
     /// Prompt tokens evaluated per second.
     pub fn prefill_tokens_per_second(&self, usage: &Usage) -> f64 {
-        per_second(usage.prompt_tokens - usage.cached_prompt_tokens, self.prefill)
+        per_second(
+            usage.prompt_tokens - usage.cached_prompt_tokens,
+            self.prefill,
+        )
     }
 
     /// Tokens generated per second after the first.
@@ -123,7 +126,11 @@ impl Timings {
 }
 
 fn per_second(n: usize, d: Duration) -> f64 {
-    if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() }
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
 }
 
 /// What a job reports, in order: `Queued` (maybe several times as the queue moves),

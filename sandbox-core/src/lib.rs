@@ -21,7 +21,9 @@ mod template;
 pub use config::EngineConfig;
 pub use engine::{Engine, JobHandle};
 pub use error::{EngineError, LlamaError};
-pub use job::{Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage};
+pub use job::{
+    Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,
+};
 pub use llama_sys::{ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob};
 pub use queue::QueueStatus;
 pub use stop::{StopMatcher, StopOutcome};
@@ -29,5 +31,7 @@ pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
 
 /// Things for benchmarks and diagnostics that are not part of serving.
 pub mod diagnostics {
-    pub use llama_sys::{BareRun, Model, ModelParams, PrefillOutcome, Session, SessionParams, bare_greedy_decode};
+    pub use llama_sys::{
+        BareRun, Model, ModelParams, PrefillOutcome, Session, SessionParams, bare_greedy_decode,
+    };
 }

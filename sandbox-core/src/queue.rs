@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use llama_sys::{SamplingParams, TokenId};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::job::{JobEvent, JobId, Limits};
 use crate::EngineError;
+use crate::job::{JobEvent, JobId, Limits};
 
 /// Before any job has finished, assume this per job for wait estimates.
 const INITIAL_JOB_ESTIMATE: Duration = Duration::from_secs(5);
@@ -50,10 +50,10 @@ impl Pending {
     /// The error to fail with if the job has waited too long, else `None`.
     fn expired(&self, now: Instant) -> Option<EngineError> {
         let waited = now.saturating_duration_since(self.submitted);
-        if let Some(limit) = self.job.limits.max_queue_wait {
-            if waited > limit {
-                return Some(EngineError::QueueTimeout { waited, limit });
-            }
+        if let Some(limit) = self.job.limits.max_queue_wait
+            && waited > limit
+        {
+            return Some(EngineError::QueueTimeout { waited, limit });
         }
         match self.job.limits.deadline {
             Some(d) if waited > d => Some(EngineError::DeadlineExceeded(d)),
@@ -93,15 +93,20 @@ impl State {
     }
 
     fn estimate_wait(&self, ahead: usize) -> Duration {
-        let running_left = self
-            .running
-            .map_or(Duration::ZERO, |(_, t)| self.avg_job.saturating_sub(t.elapsed()));
-        running_left + self.avg_job * u32::try_from(ahead.saturating_sub(usize::from(self.running.is_some()))).unwrap_or(u32::MAX)
+        let running_left = self.running.map_or(Duration::ZERO, |(_, t)| {
+            self.avg_job.saturating_sub(t.elapsed())
+        });
+        running_left
+            + self.avg_job
+                * u32::try_from(ahead.saturating_sub(usize::from(self.running.is_some())))
+                    .unwrap_or(u32::MAX)
     }
 
     fn announce_positions(&self) {
         for (i, p) in self.waiting.iter().enumerate() {
-            p.send(JobEvent::Queued { position: self.ahead_of(i) });
+            p.send(JobEvent::Queued {
+                position: self.ahead_of(i),
+            });
         }
     }
 }
@@ -163,7 +168,9 @@ impl Queue {
             events,
             cancel,
         };
-        pending.send(JobEvent::Queued { position: st.ahead_of(st.waiting.len()) });
+        pending.send(JobEvent::Queued {
+            position: st.ahead_of(st.waiting.len()),
+        });
         st.waiting.push_back(pending);
         drop(st);
         self.wake.notify_all();
@@ -217,12 +224,12 @@ impl Queue {
     /// Marks the running job finished and learns how long jobs take.
     pub fn finish(&self, id: JobId) {
         let mut st = self.lock();
-        if let Some((rid, started)) = st.running {
-            if rid == id {
-                st.avg_job = st.avg_job.mul_f64(0.7) + started.elapsed().mul_f64(0.3);
-                st.running = None;
-                st.completed += 1;
-            }
+        if let Some((rid, started)) = st.running
+            && rid == id
+        {
+            st.avg_job = st.avg_job.mul_f64(0.7) + started.elapsed().mul_f64(0.3);
+            st.running = None;
+            st.completed += 1;
         }
     }
 
@@ -234,7 +241,9 @@ impl Queue {
             return false;
         };
         if let Some(p) = st.waiting.remove(i) {
-            p.send(JobEvent::Failed { error: EngineError::Cancelled });
+            p.send(JobEvent::Failed {
+                error: EngineError::Cancelled,
+            });
         }
         st.announce_positions();
         true
@@ -243,7 +252,10 @@ impl Queue {
     /// Jobs ahead of `id` (counting the running one); `None` when it is not waiting.
     pub fn position(&self, id: JobId) -> Option<usize> {
         let st = self.lock();
-        st.waiting.iter().position(|p| p.id == id).map(|i| st.ahead_of(i))
+        st.waiting
+            .iter()
+            .position(|p| p.id == id)
+            .map(|i| st.ahead_of(i))
     }
 
     pub fn status(&self) -> QueueStatus {
@@ -263,7 +275,9 @@ impl Queue {
         let mut st = self.lock();
         st.shutdown = true;
         for p in st.waiting.drain(..) {
-            p.send(JobEvent::Failed { error: EngineError::Stopped });
+            p.send(JobEvent::Failed {
+                error: EngineError::Stopped,
+            });
         }
         drop(st);
         self.wake.notify_all();

@@ -5,17 +5,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use llama_sys::{Model, PieceDecoder, Sampler, Session};
 
+use crate::EngineError;
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::EngineError;
 
 /// How often a running job checks whether waiting jobs have expired.
 const EXPIRE_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs the job and returns its final event (`Done` or `Failed`), which the caller
 /// sends once the queue has recorded the job as finished; `None` if it never started.
-pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire: &dyn Fn()) -> Option<JobEvent> {
+pub(crate) fn run(
+    session: &mut Session<'_>,
+    model: &Model,
+    p: &Pending,
+    expire: &dyn Fn(),
+) -> Option<JobEvent> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let queue_wait = started.saturating_duration_since(p.submitted);
@@ -23,18 +28,26 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
     if p.is_cancelled() {
         return None;
     }
-    if let Some(d) = job.limits.deadline {
-        if queue_wait > d {
-            return Some(JobEvent::Failed { error: EngineError::DeadlineExceeded(d) });
-        }
+    if let Some(d) = job.limits.deadline
+        && queue_wait > d
+    {
+        return Some(JobEvent::Failed {
+            error: EngineError::DeadlineExceeded(d),
+        });
     }
-    p.send(JobEvent::Started { prompt_tokens: job.tokens.len() });
+    p.send(JobEvent::Started {
+        prompt_tokens: job.tokens.len(),
+    });
 
     let mut sampling = job.sampling.clone();
     if job.limits.ignore_eos {
-        sampling
-            .logit_bias
-            .extend(model.info().end_of_generation.iter().map(|&t| (t, f32::NEG_INFINITY)));
+        sampling.logit_bias.extend(
+            model
+                .info()
+                .end_of_generation
+                .iter()
+                .map(|&t| (t, f32::NEG_INFINITY)),
+        );
     }
     let mut sampler = match Sampler::new(model, &sampling) {
         Ok(s) => s,
@@ -65,7 +78,11 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
     let mut first_token_at = None;
     let mut last_expire = Instant::now();
     let finish = if prefill.is_none() {
-        if p.is_cancelled() { FinishReason::Cancelled } else { FinishReason::Deadline }
+        if p.is_cancelled() {
+            FinishReason::Cancelled
+        } else {
+            FinishReason::Deadline
+        }
     } else {
         loop {
             if p.is_cancelled() {
@@ -91,7 +108,11 @@ pub(crate) fn run(session: &mut Session<'_>, model: &Model, p: &Pending, expire:
                 StopOutcome::Continue(t) => (t, false),
                 StopOutcome::Stopped(t) => (t, true),
             };
-            if !p.send(JobEvent::Token { id: token, text, logprob }) {
+            if !p.send(JobEvent::Token {
+                id: token,
+                text,
+                logprob,
+            }) {
                 break FinishReason::Cancelled;
             }
             if stopped {

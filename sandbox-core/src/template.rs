@@ -90,7 +90,9 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(TEMPLATE_NAME, source.to_owned())
-            .map_err(|e| EngineError::Template(format!("the chat template does not compile: {e}")))?;
+            .map_err(|e| {
+                EngineError::Template(format!("the chat template does not compile: {e}"))
+            })?;
         Ok(Self {
             env,
             bos_token: bos_token.to_owned(),
@@ -101,9 +103,15 @@ impl ChatTemplate {
     /// Renders a chat into prompt text, ending with the cue for the assistant's turn.
     /// `tools` (OpenAI-style tool definitions) is passed only when given, since
     /// templates test `tools is defined`.
-    pub fn render(&self, messages: &[ChatMessage], tools: Option<&[serde_json::Value]>) -> Result<String, EngineError> {
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<String, EngineError> {
         if messages.is_empty() {
-            return Err(EngineError::InvalidRequest("a chat needs at least one message".into()));
+            return Err(EngineError::InvalidRequest(
+                "a chat needs at least one message".into(),
+            ));
         }
         let tmpl = self
             .env
@@ -118,17 +126,18 @@ impl ChatTemplate {
         if let (Some(tools), Some(obj)) = (tools, ctx.as_object_mut()) {
             obj.insert("tools".into(), serde_json::Value::from(tools.to_vec()));
         }
-        tmpl.render(Value::from_serialize(&ctx)).map_err(template_error)
+        tmpl.render(Value::from_serialize(&ctx))
+            .map_err(template_error)
     }
 }
 
 fn template_error(e: minijinja::Error) -> EngineError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
-        if let Some(mj) = err.downcast_ref::<minijinja::Error>() {
-            if let Some(msg) = mj.detail().and_then(|d| d.strip_prefix(RAISED)) {
-                return EngineError::Template(msg.to_owned());
-            }
+        if let Some(mj) = err.downcast_ref::<minijinja::Error>()
+            && let Some(msg) = mj.detail().and_then(|d| d.strip_prefix(RAISED))
+        {
+            return EngineError::Template(msg.to_owned());
         }
         source = err.source();
     }
@@ -157,7 +166,10 @@ mod tests {
     fn renders_chatml_with_generation_prompt() {
         let t = ChatTemplate::new(CHATML, "", "").unwrap();
         let out = t.render(&[ChatMessage::new("user", "Hi")], None).unwrap();
-        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
@@ -165,9 +177,15 @@ mod tests {
         let src = "{% if messages|length > 1 %}{{ raise_exception('Roles must alternate!') }}{% endif %}ok";
         let t = ChatTemplate::new(src, "", "").unwrap();
         let err = t
-            .render(&[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")], None)
+            .render(
+                &[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")],
+                None,
+            )
             .unwrap_err();
-        assert!(matches!(&err, EngineError::Template(m) if m == "Roles must alternate!"), "{err:?}");
+        assert!(
+            matches!(&err, EngineError::Template(m) if m == "Roles must alternate!"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -177,7 +195,13 @@ mod tests {
 {{ strftime_now('%Y') }}";
         let t = ChatTemplate::new(src, "", "").unwrap();
         let out = t
-            .render(&[ChatMessage::new("user", "first"), ChatMessage::new("user", "second")], None)
+            .render(
+                &[
+                    ChatMessage::new("user", "first"),
+                    ChatMessage::new("user", "second"),
+                ],
+                None,
+            )
             .unwrap();
         let year = chrono::Local::now().format("%Y").to_string();
         assert_eq!(out, format!("a=1|x|FIRST|{year}"));

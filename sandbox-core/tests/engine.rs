@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use sandbox_core::{
-    ChatMessage, Engine, EngineError, FinishReason, JobEvent, JobHandle, JobRequest, Limits, Prompt, SamplingParams,
+    ChatMessage, Engine, EngineError, FinishReason, JobEvent, JobHandle, JobRequest, Limits,
+    Prompt, SamplingParams,
 };
 
 fn greedy(prompt: &str, max_tokens: usize) -> JobRequest {
@@ -58,7 +59,10 @@ fn wait_idle(engine: &Engine, within: Duration) -> Duration {
 fn answers_a_question_for_real() {
     let engine = common::engine(common::smollm2(), 2048, 4);
     let out = engine
-        .submit(greedy("What is the capital of France? Answer in one word.", 16))
+        .submit(greedy(
+            "What is the capital of France? Answer in one word.",
+            16,
+        ))
         .unwrap()
         .wait()
         .unwrap();
@@ -71,16 +75,32 @@ fn answers_a_question_for_real() {
 #[test]
 fn greedy_generation_is_deterministic() {
     let engine = common::engine(common::smollm2(), 2048, 4);
-    let a = engine.submit(greedy("Write a haiku about rust.", 40)).unwrap().wait().unwrap();
+    let a = engine
+        .submit(greedy("Write a haiku about rust.", 40))
+        .unwrap()
+        .wait()
+        .unwrap();
     // Something else in between, so the second run starts from a different cache.
-    engine.submit(greedy("Name three colours.", 10)).unwrap().wait().unwrap();
-    let b = engine.submit(greedy("Write a haiku about rust.", 40)).unwrap().wait().unwrap();
+    engine
+        .submit(greedy("Name three colours.", 10))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let b = engine
+        .submit(greedy("Write a haiku about rust.", 40))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(a.tokens, b.tokens);
     assert_eq!(a.text, b.text);
     assert!(a.tokens.len() > 5);
     // A fresh engine (empty cache) gives the same answer too.
     let fresh = common::engine(common::smollm2(), 2048, 4);
-    let c = fresh.submit(greedy("Write a haiku about rust.", 40)).unwrap().wait().unwrap();
+    let c = fresh
+        .submit(greedy("Write a haiku about rust.", 40))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(a.tokens, c.tokens);
 }
 
@@ -147,7 +167,10 @@ fn context_overflow_is_a_typed_error_with_both_numbers() {
             assert!(*prompt_tokens > 200);
             assert_eq!((*max_tokens, *n_ctx), (100, 256));
             let msg = err.to_string();
-            assert!(msg.contains(&prompt_tokens.to_string()) && msg.contains("256"), "{msg}");
+            assert!(
+                msg.contains(&prompt_tokens.to_string()) && msg.contains("256"),
+                "{msg}"
+            );
         }
         other => panic!("expected ContextOverflow, got {other:?}"),
     }
@@ -165,9 +188,16 @@ fn full_queue_is_refused_immediately_with_retry_after() {
     let _b = engine.submit(greedy("b", 4)).unwrap();
     let t = Instant::now();
     let err = engine.submit(greedy("c", 4)).unwrap_err();
-    assert!(t.elapsed() < Duration::from_millis(200), "refusal took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "refusal took {:?}",
+        t.elapsed()
+    );
     match err {
-        EngineError::QueueFull { capacity, retry_after } => {
+        EngineError::QueueFull {
+            capacity,
+            retry_after,
+        } => {
             assert_eq!(capacity, 2);
             assert!(retry_after >= Duration::from_secs(1));
         }
@@ -218,11 +248,20 @@ fn queue_positions_are_reported_and_move_up() {
     wait_tokens(&mut running, 1);
     let mut second = engine.submit(greedy("x", 2)).unwrap();
     let mut third = engine.submit(greedy("y", 2)).unwrap();
-    assert!(matches!(second.next_event_blocking(), Some(JobEvent::Queued { position: 1 })));
-    assert!(matches!(third.next_event_blocking(), Some(JobEvent::Queued { position: 2 })));
+    assert!(matches!(
+        second.next_event_blocking(),
+        Some(JobEvent::Queued { position: 1 })
+    ));
+    assert!(matches!(
+        third.next_event_blocking(),
+        Some(JobEvent::Queued { position: 2 })
+    ));
     assert_eq!((second.position(), third.position()), (Some(1), Some(2)));
     drop(second); // cancel-by-drop of a queued job: third moves up
-    assert!(matches!(third.next_event_blocking(), Some(JobEvent::Queued { position: 1 })));
+    assert!(matches!(
+        third.next_event_blocking(),
+        Some(JobEvent::Queued { position: 1 })
+    ));
     assert_eq!(third.position(), Some(1));
     assert!(engine.queue_status().estimated_wait > Duration::ZERO);
 }
@@ -237,8 +276,16 @@ fn dropping_a_running_job_frees_the_engine_within_a_token() {
     drop(running);
     let out = next.wait().unwrap();
     // One token takes a few ms here; waiting for the endless job would take many seconds.
-    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
-    assert!(out.timings.queue_wait < Duration::from_secs(1), "queue wait {:?}", out.timings.queue_wait);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        out.timings.queue_wait < Duration::from_secs(1),
+        "queue wait {:?}",
+        out.timings.queue_wait
+    );
     wait_idle(&engine, Duration::from_secs(1));
 }
 
@@ -253,7 +300,11 @@ fn explicit_cancel_of_running_job_reports_cancelled() {
     while let Some(ev) = running.next_event_blocking() {
         match ev {
             JobEvent::Token { .. } => later_tokens += 1,
-            JobEvent::Done { finish_reason, usage, .. } => {
+            JobEvent::Done {
+                finish_reason,
+                usage,
+                ..
+            } => {
                 finish = Some(finish_reason);
                 assert!(usage.completion_tokens < 40);
             }
@@ -270,11 +321,16 @@ fn cancelled_queued_job_never_starts() {
     let mut running = engine.submit(endless()).unwrap();
     wait_tokens(&mut running, 1);
     let mut queued = engine.submit(greedy("never", 4)).unwrap();
-    assert!(matches!(queued.next_event_blocking(), Some(JobEvent::Queued { .. })));
+    assert!(matches!(
+        queued.next_event_blocking(),
+        Some(JobEvent::Queued { .. })
+    ));
     queued.cancel();
     assert!(matches!(
         queued.next_event_blocking(),
-        Some(JobEvent::Failed { error: EngineError::Cancelled })
+        Some(JobEvent::Failed {
+            error: EngineError::Cancelled
+        })
     ));
     assert!(queued.next_event_blocking().is_none());
     drop(running);
@@ -294,7 +350,11 @@ fn queue_wait_limit_and_deadline() {
     let t = Instant::now();
     let err = engine.submit(impatient).unwrap().wait().unwrap_err();
     assert!(matches!(err, EngineError::QueueTimeout { .. }), "{err:?}");
-    assert!(t.elapsed() < Duration::from_secs(1), "expired after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "expired after {:?}",
+        t.elapsed()
+    );
     drop(running);
 
     let mut bounded = endless();
@@ -307,7 +367,10 @@ fn queue_wait_limit_and_deadline() {
 #[test]
 fn next_chat_turn_reuses_the_cached_prefix() {
     let engine = common::engine(common::smollm2(), 2048, 4);
-    let mut messages = vec![ChatMessage::new("user", "Give me a fun fact about octopuses.")];
+    let mut messages = vec![ChatMessage::new(
+        "user",
+        "Give me a fun fact about octopuses.",
+    )];
     let job = |messages: &Vec<ChatMessage>| JobRequest {
         prompt: Prompt::Chat {
             messages: messages.clone(),

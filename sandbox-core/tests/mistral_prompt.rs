@@ -38,7 +38,8 @@ fn chat_prompts_equal_mistral_common_tokens() {
     for case in &reference.chats {
         let got = engine.chat_tokens(&case.messages, None).unwrap();
         assert_eq!(
-            got, case.tokens,
+            got,
+            case.tokens,
             "chat {:?}\nrendered: {:?}\nreference text: {}",
             case.messages,
             engine.render_chat(&case.messages, None).unwrap(),
@@ -78,7 +79,10 @@ fn system_message_goes_into_the_last_user_turn() {
 fn template_errors_carry_the_templates_message() {
     let engine = common::engine(common::tiny_mistral(), 1024, 4);
     let err = engine
-        .chat_tokens(&[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")], None)
+        .chat_tokens(
+            &[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")],
+            None,
+        )
         .unwrap_err();
     match err {
         EngineError::Template(msg) => assert_eq!(
@@ -96,12 +100,27 @@ fn metadata_is_read_from_the_gguf() {
     assert_eq!(info.architecture, "llama");
     assert_eq!(info.n_vocab, 32768);
     assert_eq!(info.n_ctx_train, 32768);
-    assert_eq!(info.bos.as_ref().map(|t| (t.id, t.text.as_str())), Some((1, "<s>")));
-    assert_eq!(info.eos.as_ref().map(|t| (t.id, t.text.as_str())), Some((2, "</s>")));
+    assert_eq!(
+        info.bos.as_ref().map(|t| (t.id, t.text.as_str())),
+        Some((1, "<s>"))
+    );
+    assert_eq!(
+        info.eos.as_ref().map(|t| (t.id, t.text.as_str())),
+        Some((2, "</s>"))
+    );
     assert!(info.end_of_generation.contains(&2));
     assert!(info.add_bos && info.add_space_prefix);
-    let inst = info.special_tokens.iter().find(|t| t.text == "[INST]").map(|t| t.id);
+    let inst = info
+        .special_tokens
+        .iter()
+        .find(|t| t.text == "[INST]")
+        .map(|t| t.id);
     assert_eq!(inst, Some(3));
-    assert!(info.chat_template.as_deref().unwrap().contains("[AVAILABLE_TOOLS]"));
+    assert!(
+        info.chat_template
+            .as_deref()
+            .unwrap()
+            .contains("[AVAILABLE_TOOLS]")
+    );
     assert_eq!(engine.n_ctx(), 1024);
 }

@@ -1,0 +1,251 @@
+//! Engine benchmark: prefill and decode speed, prefix-reuse speedup over a 10-turn
+//! chat, and the engine's decode speed against a bare llama-cpp-2 loop on the same
+//! model. Prints Markdown tables.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+use sandbox_core::{ChatMessage, Engine, EngineConfig, JobRequest, Limits, Prompt, SamplingParams};
+
+/// Measure the AI Sandbox engine on a GGUF model (default: SmolLM2-135M-Instruct from
+/// .fixtures/). Every figure is the median of --runs runs.
+#[derive(Parser)]
+struct Args {
+    /// GGUF model file.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Prompt length for the prefill measurement, in tokens (approximately).
+    #[arg(long, default_value_t = 512)]
+    prefill_tokens: usize,
+    /// Tokens generated for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    decode_tokens: usize,
+    /// Repetitions per figure.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Context window.
+    #[arg(long, default_value_t = 4096)]
+    ctx: u32,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
+}
+
+fn main() -> ExitCode {
+    sandbox_examples::init_logging();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let model_path = args
+        .model
+        .clone()
+        .unwrap_or_else(sandbox_examples::default_model);
+    sandbox_examples::check_model(&model_path)?;
+    let config = EngineConfig {
+        model_path: model_path.clone(),
+        n_ctx: args.ctx,
+        n_threads: args.threads,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(&config).map_err(|e| e.to_string())?;
+    let info = engine.model_info().clone();
+    let threads = if args.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        args.threads
+    };
+    println!(
+        "model: {} ({}, {:.1} M params, {:.1} MiB), {} threads, ctx {}\n",
+        info.name.as_deref().unwrap_or("?"),
+        model_path.display(),
+        info.n_params as f64 / 1e6,
+        info.size_bytes as f64 / (1 << 20) as f64,
+        threads,
+        engine.n_ctx()
+    );
+
+    // Prefill: a fresh prompt each run (its first token differs) so nothing is cached.
+    let filler = "The quick brown fox jumps over the lazy dog near the river bank. ";
+    let words_per_sentence = engine
+        .tokenize(filler, false)
+        .map_err(|e| e.to_string())?
+        .len();
+    let base = filler.repeat(args.prefill_tokens / words_per_sentence.max(1));
+    let mut prefill = Vec::new();
+    let mut prompt_len = 0;
+    for i in 0..args.runs {
+        let job = JobRequest {
+            prompt: Prompt::Text(format!("{i} {base}")),
+            sampling: SamplingParams::greedy(),
+            limits: Limits {
+                max_tokens: Some(1),
+                ..Limits::default()
+            },
+            logprobs: None,
+        };
+        let out = engine
+            .submit(job)
+            .and_then(|h| h.wait())
+            .map_err(|e| e.to_string())?;
+        if out.usage.cached_prompt_tokens > 1 {
+            return Err(format!(
+                "prefill run reused {} cached tokens",
+                out.usage.cached_prompt_tokens
+            ));
+        }
+        prompt_len = out.usage.prompt_tokens;
+        prefill.push(out.timings.prefill_tokens_per_second(&out.usage));
+    }
+
+    // Decode: engine vs bare loop, interleaved so both see the same machine state.
+    let prompt_tokens = engine
+        .tokenize("Once upon a time, in a land far away, there lived", true)
+        .map_err(|e| e.to_string())?;
+    let bare_model =
+        Model::load(&model_path, &ModelParams::default()).map_err(|e| e.to_string())?;
+    let session_params = SessionParams {
+        n_ctx: args.ctx,
+        n_threads: Some(threads),
+        ..SessionParams::default()
+    };
+    let mut bare_session = bare_model
+        .session(&session_params)
+        .map_err(|e| e.to_string())?;
+    let (mut engine_tps, mut bare_tps) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        let job = JobRequest {
+            prompt: Prompt::Tokens(prompt_tokens.clone()),
+            sampling: SamplingParams::greedy(),
+            limits: Limits {
+                max_tokens: Some(args.decode_tokens),
+                ignore_eos: true,
+                ..Limits::default()
+            },
+            logprobs: None,
+        };
+        let out = engine
+            .submit(job)
+            .and_then(|h| h.wait())
+            .map_err(|e| e.to_string())?;
+        engine_tps.push(out.timings.decode_tokens_per_second(&out.usage));
+        let bare = bare_greedy_decode(&mut bare_session, &prompt_tokens, args.decode_tokens)
+            .map_err(|e| e.to_string())?;
+        bare_tps.push(args.decode_tokens as f64 / bare.decode.as_secs_f64());
+    }
+    drop(bare_session);
+    let (engine_tps, bare_tps) = (median(engine_tps), median(bare_tps));
+
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| prefill, {prompt_len}-token prompt | {:.1} tok/s |",
+        median(prefill)
+    );
+    println!(
+        "| decode, {} tokens, engine | {engine_tps:.1} tok/s |",
+        args.decode_tokens
+    );
+    println!(
+        "| decode, {} tokens, bare llama-cpp-2 loop | {bare_tps:.1} tok/s |",
+        args.decode_tokens
+    );
+    println!(
+        "| engine / bare decode ratio (target ≥ 0.97) | {:.3} |",
+        engine_tps / bare_tps
+    );
+    println!(
+        "| engine overhead per token | {:+.1} µs |",
+        (1.0 / engine_tps - 1.0 / bare_tps) * 1e6
+    );
+
+    prefix_reuse(&engine, &bare_model, &session_params)
+}
+
+/// A 10-turn chat through the engine (each turn's prompt extends the last), compared
+/// with evaluating each turn's whole prompt from an empty cache.
+fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Result<(), String> {
+    let questions = [
+        "Hi! Can you help me plan a small vegetable garden?",
+        "Which vegetables are easiest for a beginner?",
+        "How much sun do tomatoes need?",
+        "What about watering, how often?",
+        "Should I use raised beds?",
+        "What soil mix works for raised beds?",
+        "When should I plant in a temperate climate?",
+        "How do I keep slugs away?",
+        "Can I grow herbs next to the tomatoes?",
+        "Summarise the plan in three bullet points.",
+    ];
+    let mut cold = model.session(params).map_err(|e| e.to_string())?;
+    let mut history = Vec::new();
+    let (mut warm_total, mut cold_total) = (Duration::ZERO, Duration::ZERO);
+    println!("\n10-turn chat, prefix reuse (each answer capped at 48 tokens):\n");
+    println!(
+        "| turn | prompt tokens | cached | prefill with reuse | prefill from empty cache | speedup |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (turn, q) in questions.iter().enumerate() {
+        history.push(ChatMessage::new("user", *q));
+        let job = JobRequest {
+            prompt: Prompt::Chat {
+                messages: history.clone(),
+                tools: None,
+            },
+            sampling: SamplingParams::greedy(),
+            limits: Limits {
+                max_tokens: Some(48),
+                ..Limits::default()
+            },
+            logprobs: None,
+        };
+        let out = engine
+            .submit(job)
+            .and_then(|h| h.wait())
+            .map_err(|e| e.to_string())?;
+        let tokens = engine
+            .chat_tokens(&history, None)
+            .map_err(|e| e.to_string())?;
+        cold.clear();
+        let t = Instant::now();
+        cold.prefill(&tokens, &mut || false)
+            .map_err(|e| e.to_string())?;
+        // (The engine's figure also includes sampling the first token: microseconds.)
+        let cold_time = t.elapsed();
+        let warm_time = out.timings.prefill;
+        warm_total += warm_time;
+        cold_total += cold_time;
+        println!(
+            "| {} | {} | {} | {:.1} ms | {:.1} ms | {:.1}× |",
+            turn + 1,
+            out.usage.prompt_tokens,
+            out.usage.cached_prompt_tokens,
+            warm_time.as_secs_f64() * 1e3,
+            cold_time.as_secs_f64() * 1e3,
+            cold_time.as_secs_f64() / warm_time.as_secs_f64()
+        );
+        history.push(ChatMessage::new("assistant", out.text));
+    }
+    println!(
+        "| all | | | {:.1} ms | {:.1} ms | {:.1}× |",
+        warm_total.as_secs_f64() * 1e3,
+        cold_total.as_secs_f64() * 1e3,
+        cold_total.as_secs_f64() / warm_total.as_secs_f64()
+    );
+    Ok(())
+}
