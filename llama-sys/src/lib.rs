@@ -21,7 +21,7 @@ pub use backend::gpu_offload_supported;
 pub use baseline::{BareRun, bare_greedy_decode};
 pub use error::LlamaError;
 pub use model::{Model, ModelInfo, ModelParams, SpecialToken};
-pub use sampler::{Sampler, SamplingParams};
+pub use sampler::{Sampler, SamplingParams, json_schema_to_gbnf};
 pub use session::{PrefillOutcome, Session, SessionParams, TokenLogprob};
 pub use utf8::PieceDecoder;
 

@@ -118,3 +118,13 @@ impl Sampler {
         })
     }
 }
+
+/// Converts a JSON Schema into a GBNF grammar (llama.cpp's converter), for output that
+/// must parse as JSON matching the schema.
+pub fn json_schema_to_gbnf(schema: &serde_json::Value) -> Result<String, LlamaError> {
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+        LlamaError::Grammar(format!(
+            "the JSON schema cannot be turned into a grammar: {e}"
+        ))
+    })
+}

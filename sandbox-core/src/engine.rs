@@ -2,7 +2,7 @@
 //! queued jobs strictly one at a time, in submission order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use llama_sys::{Model, ModelInfo, ModelParams, Sampler, SessionParams, TokenId};
@@ -21,7 +21,7 @@ pub struct Engine {
     template: Option<ChatTemplate>,
     queue: Arc<Queue>,
     n_ctx: u32,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -83,7 +83,7 @@ impl Engine {
             template,
             queue,
             n_ctx,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -214,13 +214,11 @@ impl Engine {
 
     /// Stops the engine: waiting jobs fail with [`EngineError::Stopped`], the running
     /// one is cancelled at its next token, and the thread is joined.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
+    /// Idempotent; later submissions fail with [`EngineError::Stopped`].
+    pub fn shutdown(&self) {
         self.queue.shutdown();
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }
@@ -228,7 +226,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }
 

@@ -3,6 +3,8 @@
 //! - [`Engine`]: one thread owns the model and runs jobs strictly one at a time from a
 //!   bounded FIFO queue; [`JobHandle`]s stream [`JobEvent`]s and cancel on drop.
 //! - [`ChatTemplate`]: the model's own Jinja chat template, rendered like Hugging Face.
+//! - [`Service`]: the model's life cycle (downloading, loading, ready, error) for servers
+//!   that must answer before the model is loaded.
 //! - [`EngineConfig`]: what to load and how big the queue and context are.
 //!
 //! Binaries and other Rust programs embed this crate; only `llama-sys` below it talks
@@ -15,6 +17,7 @@ mod error;
 mod job;
 mod queue;
 mod runner;
+mod service;
 mod stop;
 mod template;
 
@@ -24,8 +27,11 @@ pub use error::{EngineError, LlamaError};
 pub use job::{
     Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,
 };
-pub use llama_sys::{ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob};
+pub use llama_sys::{
+    ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob, json_schema_to_gbnf,
+};
 pub use queue::QueueStatus;
+pub use service::{ModelState, Service};
 pub use stop::{StopMatcher, StopOutcome};
 pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
 

@@ -81,6 +81,7 @@ pub struct QueueStatus {
 struct State {
     waiting: VecDeque<Pending>,
     running: Option<(JobId, Instant)>,
+    running_cancel: Option<Arc<AtomicBool>>,
     next_id: JobId,
     shutdown: bool,
     avg_job: Duration,
@@ -125,6 +126,7 @@ impl Queue {
             state: Mutex::new(State {
                 waiting: VecDeque::new(),
                 running: None,
+                running_cancel: None,
                 next_id: 1,
                 shutdown: false,
                 avg_job: INITIAL_JOB_ESTIMATE,
@@ -188,6 +190,7 @@ impl Queue {
             Self::fail_expired(&mut st);
             if let Some(p) = st.waiting.pop_front() {
                 st.running = Some((p.id, Instant::now()));
+                st.running_cancel = Some(Arc::clone(&p.cancel));
                 st.announce_positions();
                 return Some(p);
             }
@@ -229,6 +232,7 @@ impl Queue {
         {
             st.avg_job = st.avg_job.mul_f64(0.7) + started.elapsed().mul_f64(0.3);
             st.running = None;
+            st.running_cancel = None;
             st.completed += 1;
         }
     }
@@ -270,10 +274,13 @@ impl Queue {
         }
     }
 
-    /// Stops accepting jobs and fails every waiting one.
+    /// Stops accepting jobs, fails every waiting one and cancels the running one.
     pub fn shutdown(&self) {
         let mut st = self.lock();
         st.shutdown = true;
+        if let Some(cancel) = &st.running_cancel {
+            cancel.store(true, Ordering::Relaxed);
+        }
         for p in st.waiting.drain(..) {
             p.send(JobEvent::Failed {
                 error: EngineError::Stopped,
