@@ -1,1 +1,58 @@
-fn main() {}
+//! `sandbox-api`: AI Sandbox's OpenAI API v1 server. One model, one queue, one
+//! generation at a time; authenticated with bearer keys.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod error;
+mod metrics;
+mod middleware;
+mod openai;
+mod routes;
+mod server;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// AI Sandbox API server: an OpenAI API v1-compatible endpoint (chat completions,
+/// completions, models) served by one local GGUF model through one queue.
+///
+/// Apps keep working by changing only their base URL (http://HOST:PORT/v1) and key.
+/// Every option can also come from the environment variable shown, or from a TOML file
+/// given with --config. GET /health tells the process is alive; GET /ready tells
+/// whether the model answers yet (the port opens at once, while the model loads).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    serve: config::ServeArgs,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama_cpp_2=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let cfg = match config::ApiConfig::load(&cli.serve) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            eprintln!("sandbox-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(server::run(cfg));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            eprintln!("sandbox-api: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -138,6 +138,20 @@ impl Engine {
         Ok(tokens)
     }
 
+    /// The text of one token as the model would print it (control tokens included),
+    /// lossily decoded when the token is part of a multi-byte character.
+    pub fn token_text(&self, token: TokenId) -> String {
+        self.model
+            .token_bytes(token, true)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The raw bytes of one token (for logprob `bytes` fields).
+    pub fn token_bytes(&self, token: TokenId) -> Vec<u8> {
+        self.model.token_bytes(token, true).unwrap_or_default()
+    }
+
     /// Decodes tokens to text.
     pub fn detokenize(&self, tokens: &[TokenId]) -> Result<String, EngineError> {
         Ok(self.model.detokenize(tokens)?)

@@ -1,0 +1,58 @@
+//! Bearer-key authentication with constant-time comparison.
+
+/// The accepted keys. Empty means the server runs open.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys(Vec<Vec<u8>>);
+
+impl ApiKeys {
+    /// Keys from configuration.
+    pub fn new(keys: &[String]) -> Self {
+        Self(keys.iter().map(|k| k.as_bytes().to_vec()).collect())
+    }
+
+    /// Whether no key is configured.
+    pub fn is_open(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Checks an `Authorization` header value. Every configured key is compared in
+    /// full, so the time taken does not reveal how much of a guess was right.
+    pub fn accepts(&self, authorization: Option<&str>) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(presented) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let presented = presented.trim().as_bytes();
+        self.0
+            .iter()
+            .fold(false, |ok, key| ok | constant_time_eq(key, presented))
+    }
+}
+
+fn constant_time_eq(key: &[u8], presented: &[u8]) -> bool {
+    let mut diff = u8::from(key.len() != presented.len());
+    for (i, k) in key.iter().enumerate() {
+        diff |= k ^ presented.get(i).copied().unwrap_or(!k);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exact_keys_pass() {
+        let keys = ApiKeys::new(&["alpha".into(), "beta-key".into()]);
+        assert!(keys.accepts(Some("Bearer alpha")));
+        assert!(keys.accepts(Some("Bearer beta-key")));
+        assert!(!keys.accepts(Some("Bearer alph")));
+        assert!(!keys.accepts(Some("Bearer alphaa")));
+        assert!(!keys.accepts(Some("Bearer ")));
+        assert!(!keys.accepts(Some("alpha")));
+        assert!(!keys.accepts(None));
+        assert!(ApiKeys::new(&[]).accepts(None));
+    }
+}

@@ -1,0 +1,314 @@
+//! One typed configuration: defaults, then a TOML file, then environment variables and
+//! flags (clap reads both; a flag wins over its variable).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use sandbox_core::EngineConfig;
+use serde::Deserialize;
+
+/// Settings of `sandbox-api serve`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Accepted API keys.
+    pub api_keys: Vec<String>,
+    /// File with one API key per line (must be mode 0600).
+    pub api_key_file: Option<PathBuf>,
+    /// Serve without keys on a non-loopback address.
+    pub allow_open: bool,
+    /// Model id reported by the API (e.g. the Hugging Face repo id); default: the file
+    /// name without `.gguf`.
+    pub model_id: Option<String>,
+    /// Reject requests whose `model` is not the served id (404 `model_not_found`).
+    pub strict_model_ids: bool,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds a shutdown waits for running requests before cancelling them.
+    pub shutdown_grace_seconds: u64,
+    /// The engine.
+    pub engine: EngineConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_keys: Vec::new(),
+            api_key_file: None,
+            allow_open: false,
+            model_id: None,
+            strict_model_ids: false,
+            max_body_bytes: 4 << 20,
+            shutdown_grace_seconds: 10,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// Flags of `serve` (each also readable from the environment variable it names).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as in the README; flags and variables override it).
+    #[arg(long, env = "SANDBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SANDBOX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// GGUF model file to serve.
+    #[arg(long, env = "SANDBOX_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Model id reported by /v1/models [default: file name without .gguf].
+    #[arg(long, env = "SANDBOX_MODEL_ID")]
+    pub model_id: Option<String>,
+    /// An accepted API key (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "api-key",
+        env = "SANDBOX_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// File with one API key per line; must not be readable by others (chmod 600).
+    #[arg(long, env = "SANDBOX_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Allow serving without any API key on a non-loopback address.
+    #[arg(long, env = "SANDBOX_ALLOW_OPEN")]
+    pub allow_open: bool,
+    /// Answer 404 model_not_found when a request names another model.
+    #[arg(long, env = "SANDBOX_STRICT_MODEL_IDS")]
+    pub strict_model_ids: bool,
+    /// Context window in tokens (0 = the model's trained length) [default: 8192].
+    #[arg(long, env = "SANDBOX_CTX")]
+    pub ctx: Option<u32>,
+    /// CPU threads (0 = all cores).
+    #[arg(long, env = "SANDBOX_THREADS")]
+    pub threads: Option<u32>,
+    /// Layers to offload to the GPU [default: all on a CUDA build].
+    #[arg(long, env = "SANDBOX_GPU_LAYERS")]
+    pub gpu_layers: Option<u32>,
+    /// Requests that may wait behind the running one before new ones get 429 [default: 32].
+    #[arg(long, env = "SANDBOX_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// The key file is readable by others.
+    #[error("the API key file {0} is readable by other users (mode {1:o}); run: chmod 600 {0}")]
+    KeyFilePermissions(String, u32),
+    /// No model configured.
+    #[error(
+        "no model configured: pass --model PATH.gguf (or set SANDBOX_MODEL, or engine.model_path in the config file)"
+    )]
+    NoModel,
+    /// Open and public without consent.
+    #[error(
+        "refusing to serve {0} without an API key: set --api-key/SANDBOX_API_KEYS or --api-key-file, or pass --allow-open to serve unauthenticated on purpose"
+    )]
+    OpenOnPublicAddress(SocketAddr),
+}
+
+impl ApiConfig {
+    /// Builds the configuration from defaults, the file (if any) and `args`.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut cfg = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        if let Some(v) = args.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = &args.model {
+            cfg.engine.model_path = v.clone();
+        }
+        if let Some(v) = &args.model_id {
+            cfg.model_id = Some(v.clone());
+        }
+        cfg.api_keys.extend(
+            args.api_keys
+                .iter()
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty()),
+        );
+        if let Some(v) = &args.api_key_file {
+            cfg.api_key_file = Some(v.clone());
+        }
+        cfg.allow_open |= args.allow_open;
+        cfg.strict_model_ids |= args.strict_model_ids;
+        if let Some(v) = args.ctx {
+            cfg.engine.n_ctx = v;
+        }
+        if let Some(v) = args.threads {
+            cfg.engine.n_threads = v;
+        }
+        if let Some(v) = args.gpu_layers {
+            cfg.engine.gpu_layers = Some(v);
+        }
+        if let Some(v) = args.queue_capacity {
+            cfg.engine.queue_capacity = v;
+        }
+        if let Some(path) = cfg.api_key_file.clone() {
+            cfg.api_keys.extend(read_key_file(&path)?);
+        }
+        if cfg.engine.model_path.as_os_str().is_empty() {
+            return Err(ConfigError::NoModel);
+        }
+        if cfg.api_keys.is_empty() && !cfg.listen.ip().is_loopback() && !cfg.allow_open {
+            return Err(ConfigError::OpenOnPublicAddress(cfg.listen));
+        }
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The id `/v1/models` reports.
+    pub fn served_model_id(&self) -> String {
+        self.model_id.clone().unwrap_or_else(|| {
+            self.engine
+                .model_path
+                .file_stem()
+                .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+        })
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<Vec<String>, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(read_err)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::KeyFilePermissions(
+            path.display().to_string(),
+            mode,
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(model: &str) -> ServeArgs {
+        ServeArgs {
+            model: Some(model.into()),
+            ..ServeArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("sandbox-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("api.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\napi_keys = [\"k1\"]\n[engine]\nmodel_path = \"/m/a.gguf\"\nn_ctx = 1024\n",
+        )
+        .unwrap();
+        let mut a = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        a.ctx = Some(2048);
+        let cfg = ApiConfig::load(&a).unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.engine.n_ctx, 2048);
+        assert_eq!(cfg.api_keys, vec!["k1"]);
+        assert_eq!(cfg.served_model_id(), "a");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_an_error() {
+        let dir = std::env::temp_dir().join(format!("sandbox-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("api.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = ApiConfig::load(&ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn public_address_without_key_is_refused_unless_allowed() {
+        let mut a = args("/m.gguf");
+        a.listen = Some("0.0.0.0:8080".parse().unwrap());
+        assert!(matches!(
+            ApiConfig::load(&a),
+            Err(ConfigError::OpenOnPublicAddress(_))
+        ));
+        a.allow_open = true;
+        assert!(ApiConfig::load(&a).is_ok());
+        let mut b = args("/m.gguf");
+        b.listen = Some("0.0.0.0:8080".parse().unwrap());
+        b.api_keys = vec!["secret".into()];
+        assert!(ApiConfig::load(&b).is_ok());
+    }
+
+    #[test]
+    fn key_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sandbox-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keys");
+        std::fs::write(&file, "# comment\nkey-a\n\nkey-b\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut a = args("/m.gguf");
+        a.api_key_file = Some(file.clone());
+        assert!(matches!(
+            ApiConfig::load(&a),
+            Err(ConfigError::KeyFilePermissions(..))
+        ));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            ApiConfig::load(&a).unwrap().api_keys,
+            vec!["key-a", "key-b"]
+        );
+    }
+}

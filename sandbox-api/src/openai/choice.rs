@@ -1,0 +1,159 @@
+//! Turns one job's engine events into what a choice shows: content pieces (with their
+//! log-probabilities) and a finish, detecting tool calls on the way.
+
+use std::collections::VecDeque;
+
+use sandbox_core::{EngineError, JobEvent, JobHandle, Timings, TokenLogprob, Usage};
+
+use super::tools::{self, ParsedCall, TOOL_CALLS};
+
+/// How the output is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Plain text.
+    Text,
+    /// Text, unless it opens with `[TOOL_CALLS]`.
+    MaybeToolCalls,
+    /// Always a tool call (the prompt already ends with `[TOOL_CALLS]`).
+    ToolCalls,
+}
+
+/// What a choice produced.
+#[derive(Debug)]
+pub enum ChoiceEvent {
+    /// Visible text and the log-probabilities of the tokens behind it.
+    Content {
+        text: String,
+        logprobs: Vec<TokenLogprob>,
+    },
+    /// The end.
+    Finish {
+        finish_reason: &'static str,
+        tool_calls: Option<Vec<ParsedCall>>,
+        usage: Usage,
+        timings: Timings,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Streaming,
+    Deciding,
+    Capturing,
+}
+
+/// Reads a job's events as a choice.
+#[derive(Debug)]
+pub struct ChoiceReader {
+    handle: JobHandle,
+    phase: Phase,
+    buffer: String,
+    logprobs: Vec<TokenLogprob>,
+    ready: VecDeque<ChoiceEvent>,
+    done: bool,
+}
+
+impl ChoiceReader {
+    pub fn new(handle: JobHandle, kind: OutputKind) -> Self {
+        let phase = match kind {
+            OutputKind::Text => Phase::Streaming,
+            OutputKind::MaybeToolCalls => Phase::Deciding,
+            OutputKind::ToolCalls => Phase::Capturing,
+        };
+        Self {
+            handle,
+            phase,
+            buffer: String::new(),
+            logprobs: Vec::new(),
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The job's queue position at the moment of asking.
+    pub fn position(&self) -> Option<usize> {
+        self.handle.position()
+    }
+
+    /// The next event; `None` after the finish.
+    pub async fn next(&mut self) -> Option<Result<ChoiceEvent, EngineError>> {
+        loop {
+            if let Some(ev) = self.ready.pop_front() {
+                return Some(Ok(ev));
+            }
+            if self.done {
+                return None;
+            }
+            match self.handle.next_event().await {
+                None => {
+                    self.done = true;
+                    return Some(Err(EngineError::Stopped));
+                }
+                Some(JobEvent::Queued { .. } | JobEvent::Started { .. }) => {}
+                Some(JobEvent::Token { text, logprob, .. }) => {
+                    self.logprobs.extend(logprob);
+                    self.text(text);
+                }
+                Some(JobEvent::Tail { text }) => self.text(text),
+                Some(JobEvent::Done {
+                    finish_reason,
+                    usage,
+                    timings,
+                }) => {
+                    self.done = true;
+                    let calls = match self.phase {
+                        Phase::Capturing => tools::parse_calls(&self.buffer),
+                        _ => None,
+                    };
+                    if calls.is_none() && !self.buffer.is_empty() {
+                        // Not a well-formed call after all: show what the model wrote.
+                        let text = std::mem::take(&mut self.buffer);
+                        self.push_content(text);
+                    }
+                    let reason = if calls.is_some() {
+                        "tool_calls"
+                    } else {
+                        finish_reason.openai_name()
+                    };
+                    self.ready.push_back(ChoiceEvent::Finish {
+                        finish_reason: reason,
+                        tool_calls: calls,
+                        usage,
+                        timings,
+                    });
+                }
+                Some(JobEvent::Failed { error }) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+
+    fn text(&mut self, text: String) {
+        match self.phase {
+            Phase::Streaming => {
+                if !text.is_empty() {
+                    self.push_content(text);
+                }
+            }
+            Phase::Capturing => self.buffer.push_str(&text),
+            Phase::Deciding => {
+                self.buffer.push_str(&text);
+                if self.buffer.trim_start().starts_with(TOOL_CALLS) {
+                    self.phase = Phase::Capturing;
+                } else if !tools::may_start_call(&self.buffer) {
+                    self.phase = Phase::Streaming;
+                    let text = std::mem::take(&mut self.buffer);
+                    self.push_content(text);
+                }
+            }
+        }
+    }
+
+    fn push_content(&mut self, text: String) {
+        let logprobs = std::mem::take(&mut self.logprobs);
+        self.ready
+            .push_back(ChoiceEvent::Content { text, logprobs });
+    }
+}

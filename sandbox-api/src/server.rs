@@ -1,0 +1,111 @@
+//! Wiring: configuration → service → HTTP server, and the shutdown sequence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use sandbox_core::Service;
+
+use crate::auth::ApiKeys;
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::middleware::{authenticate, observe};
+use crate::routes::{chat, completions, models, system};
+use crate::state::{AppState, unix_now};
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| {
+            let api = match &err {
+                JsonPayloadError::Overflow { limit }
+                | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                    ApiError::too_large(*limit)
+                }
+                JsonPayloadError::ContentType => ApiError::invalid(
+                    None,
+                    "the request body must be JSON sent with Content-Type: application/json",
+                ),
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    ApiError::invalid(None, format!("invalid request body: {e}"))
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::invalid(None, format!("the request body is not valid JSON: {e}"))
+                }
+                other => ApiError::invalid(None, format!("cannot read the request body: {other}")),
+            };
+            api.into()
+        })
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "Unknown request URL: {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.
+pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
+    let service = Service::new();
+    service.load_in_background(cfg.engine.clone());
+    let keys = ApiKeys::new(&cfg.api_keys);
+    if keys.is_open() {
+        tracing::warn!(
+            listen = %cfg.listen,
+            "no API key configured: anyone who can reach this address can use the API"
+        );
+    }
+    let state = web::Data::new(AppState {
+        service: Arc::clone(&service),
+        model_id: cfg.served_model_id(),
+        strict_model_ids: cfg.strict_model_ids,
+        keys,
+        metrics: Arc::new(Metrics::default()),
+        started: unix_now(),
+    });
+    let limit = cfg.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(json_config(limit))
+            .service(system::health)
+            .service(system::ready)
+            .service(
+                web::resource("/metrics")
+                    .wrap(from_fn(authenticate))
+                    .route(web::get().to(system::metrics)),
+            )
+            .service(
+                web::scope("/v1")
+                    .wrap(from_fn(authenticate))
+                    .service(models::list)
+                    .service(models::retrieve)
+                    .service(chat::completions)
+                    .service(completions::completions),
+            )
+            .default_service(web::to(not_found))
+            .wrap(from_fn(observe))
+    })
+    .shutdown_timeout(cfg.shutdown_grace_seconds)
+    .bind(cfg.listen)?;
+    for addr in server.addrs() {
+        tracing::info!(listen = %addr, model_id = %cfg.served_model_id(), "sandbox-api listening");
+    }
+    server.run().await?;
+    tracing::info!("HTTP server stopped; stopping the engine");
+    let stopping = Arc::clone(&service);
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || stopping.shutdown()),
+    )
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("the engine did not stop within 10 s");
+    }
+    Ok(())
+}
