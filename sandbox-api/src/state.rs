@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpMessage;
 use actix_web::HttpRequest;
-use sandbox_core::{Engine, Service, TokenLogprob};
+use sandbox_core::{Engine, Service, Timings, TokenLogprob};
 use serde_json::{Value, json};
 
 use crate::auth::ApiKeys;
@@ -71,4 +71,20 @@ pub fn logprob_json(engine: &Engine, lp: &TokenLogprob) -> Value {
     let mut e = entry(lp.token, lp.logprob);
     e["top_logprobs"] = Value::Array(lp.top.iter().map(|&(id, l)| entry(id, l)).collect());
     e
+}
+
+/// Server timings of one generation (a llama.cpp-style extension field): lets clients
+/// and tests see queue wait and that generations never overlap.
+pub fn timings_json(t: &Timings) -> Value {
+    let secs = |st: SystemTime| {
+        st.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    json!({
+        "queue_ms": t.queue_wait.as_secs_f64() * 1e3,
+        "prefill_ms": t.prefill.as_secs_f64() * 1e3,
+        "decode_ms": t.decode.as_secs_f64() * 1e3,
+        "started_at": secs(t.started_at),
+        "finished_at": secs(t.finished_at),
+    })
 }

@@ -42,9 +42,13 @@ pub struct ParsedCall {
 }
 
 /// Works out the tool plan of a request, or explains why it cannot be served.
+///
+/// `parallel` (OpenAI's `parallel_tool_calls`, default true) allows several calls in
+/// one answer; a named `tool_choice` always means exactly one call.
 pub fn plan(
     tools: Option<&[Tool]>,
     choice: Option<&ToolChoice>,
+    parallel: bool,
     engine: &Engine,
 ) -> Result<Option<ToolPlan>, ApiError> {
     let tools = tools.unwrap_or_default();
@@ -92,7 +96,7 @@ pub fn plan(
             "auto" => ToolMode::Auto,
             "none" => ToolMode::Banned(marker),
             "required" => ToolMode::Forced {
-                grammar: call_grammar(tools)?,
+                grammar: call_grammar(tools, parallel)?,
                 marker,
             },
             other => {
@@ -115,7 +119,7 @@ pub fn plan(
                 ));
             };
             ToolMode::Forced {
-                grammar: call_grammar(std::slice::from_ref(tool))?,
+                grammar: call_grammar(std::slice::from_ref(tool), false)?,
                 marker,
             }
         }
@@ -127,7 +131,7 @@ pub fn plan(
 }
 
 /// A grammar for ` [{"name": <one of the tools>, "arguments": <its parameters>}, ...]`.
-fn call_grammar(tools: &[Tool]) -> Result<String, ApiError> {
+fn call_grammar(tools: &[Tool], parallel: bool) -> Result<String, ApiError> {
     let variants: Vec<Value> = tools
         .iter()
         .map(|t| {
@@ -142,7 +146,10 @@ fn call_grammar(tools: &[Tool]) -> Result<String, ApiError> {
             })
         })
         .collect();
-    let schema = json!({"type": "array", "minItems": 1, "items": {"anyOf": variants}});
+    let mut schema = json!({"type": "array", "minItems": 1, "items": {"anyOf": variants}});
+    if !parallel {
+        schema["maxItems"] = json!(1);
+    }
     let grammar = sandbox_core::json_schema_to_gbnf(&schema).map_err(|e| {
         ApiError::invalid(
             Some("tools"),

@@ -31,6 +31,7 @@ pub struct ChatCompletionRequest {
     pub response_format: Option<ResponseFormat>,
     pub tools: Option<Vec<Tool>>,
     pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
     /// llama.cpp extension.
     pub top_k: Option<u32>,
     /// llama.cpp extension.

@@ -10,7 +10,7 @@ use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert::{self, SamplingFields};
 use crate::openai::tools::{self, ParsedCall, ToolMode};
 use crate::openai::types::ChatCompletionRequest;
-use crate::state::{AppState, logprob_json, request_id, unix_now};
+use crate::state::{AppState, logprob_json, request_id, timings_json, unix_now};
 
 /// Everything needed to run the request's choices.
 struct Plan {
@@ -56,7 +56,12 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
         (false, None) => None,
     };
     sampling.grammar = convert::response_grammar(body.response_format.as_ref())?;
-    let tool_plan = tools::plan(body.tools.as_deref(), body.tool_choice.as_ref(), engine)?;
+    let tool_plan = tools::plan(
+        body.tools.as_deref(),
+        body.tool_choice.as_ref(),
+        body.parallel_tool_calls.unwrap_or(true),
+        engine,
+    )?;
     let (prompt, kind) = match tool_plan {
         None => (
             Prompt::Chat {
@@ -187,6 +192,7 @@ pub async fn completions(
 
     let mut choices = Vec::new();
     let mut usage = Usage::default();
+    let mut all_timings = Vec::new();
     let mut reader = Some(reader);
     for i in 0..plan.n {
         let mut r = match reader.take() {
@@ -216,6 +222,7 @@ pub async fn completions(
                     timings,
                 } => {
                     state.metrics.job(&u, &timings);
+                    all_timings.push(timings_json(&timings));
                     add_usage(&mut usage, &u, i == 0);
                     let mut message =
                         json!({"role": "assistant", "content": text, "refusal": null});
@@ -242,6 +249,7 @@ pub async fn completions(
         "choices": choices,
         "usage": usage_json(&usage),
         "system_fingerprint": null,
+        "timings": all_timings,
     })))
 }
 

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert::{self, SamplingFields};
 use crate::openai::types::{CompletionRequest, PromptField};
-use crate::state::{AppState, request_id, unix_now};
+use crate::state::{AppState, request_id, timings_json, unix_now};
 
 /// OpenAI's default for this endpoint.
 const DEFAULT_MAX_TOKENS: usize = 16;
@@ -159,6 +159,7 @@ pub async fn completions(
     }
     let mut choices = Vec::new();
     let mut usage = Usage::default();
+    let mut all_timings = Vec::new();
     let mut first = Some(first);
     for i in 0..n {
         let mut reader = match first.take() {
@@ -185,6 +186,7 @@ pub async fn completions(
                     ..
                 } => {
                     state.metrics.job(&u, &timings);
+                    all_timings.push(timings_json(&timings));
                     if i == 0 {
                         usage.prompt_tokens = u.prompt_tokens;
                     }
@@ -207,6 +209,7 @@ pub async fn completions(
         "model": state.model_id,
         "choices": choices,
         "usage": usage_json(&usage),
+        "timings": all_timings,
     })))
 }
 

@@ -1,0 +1,111 @@
+"""One queue, one generation at a time: concurrent clients, disconnects, shutdown."""
+
+import signal
+import threading
+import time
+
+import httpx
+from conftest import FIXTURES, KEY, Server
+
+H = {"Authorization": f"Bearer {KEY}"}
+LONG = {"role": "user", "content": "Count from one to one thousand, one number per line, in words."}
+
+
+def chat(server, max_tokens=8, stream=False, messages=None):
+    body = {"model": "x", "messages": messages or [{"role": "user", "content": "Say hello."}], "max_tokens": max_tokens,
+            "temperature": 0, "stream": stream}
+    return httpx.post(server.base + "/v1/chat/completions", headers=H, json=body, timeout=120)
+
+
+def queue(server):
+    return httpx.get(server.base + "/ready").json()["queue"]
+
+
+def test_binds_within_a_second(smol):
+    assert smol.bound_after < 1.0, f"port answered after {smol.bound_after:.2f}s"
+
+
+def test_twenty_clients_never_overlap(smol):
+    results = [None] * 20
+    barrier = threading.Barrier(20)
+
+    def run(i):
+        barrier.wait()
+        results[i] = chat(smol, max_tokens=8)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    assert set(statuses) <= {200, 429}, statuses
+    ok = [r.json() for r in results if r.status_code == 200]
+    limited = [r for r in results if r.status_code == 429]
+    assert len(ok) >= 5 and limited, statuses  # capacity 4 waiting + 1 running
+    for r in limited:
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limit_exceeded"
+    spans = sorted((t["started_at"], t["finished_at"]) for body in ok for t in body["timings"])
+    for (s1, f1), (s2, f2) in zip(spans, spans[1:]):
+        assert s2 >= f1, f"generations overlap: {s1}-{f1} and {s2}-{f2}"
+
+
+def test_killed_streaming_client_frees_the_engine(smol):
+    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "stream": True}
+    with httpx.stream("POST", smol.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
+        lines = r.iter_lines()
+        seen = 0
+        for line in lines:
+            if line.startswith("data: ") and '"content"' in line:
+                seen += 1
+            if seen >= 5:
+                break
+        assert queue(smol)["running"]
+    # The connection is closed: the job must stop within about a token.
+    t = time.monotonic()
+    while queue(smol)["running"]:
+        assert time.monotonic() - t < 2, "engine still busy after the client left"
+        time.sleep(0.01)
+    r = chat(smol, max_tokens=2)
+    assert r.status_code == 200 and r.json()["timings"][0]["queue_ms"] < 500
+
+
+def test_killed_non_streaming_client_frees_the_engine(smol):
+    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0}
+    try:
+        httpx.post(smol.base + "/v1/chat/completions", headers=H, json=body, timeout=1.0)
+    except httpx.TimeoutException:
+        pass
+    t = time.monotonic()
+    while queue(smol)["running"]:
+        assert time.monotonic() - t < 2, "engine still busy after the client left"
+        time.sleep(0.01)
+
+
+def test_sigterm_during_generation_exits_zero():
+    server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048")
+    box = {}
+
+    def stream():
+        body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "stream": True}
+        try:
+            with httpx.stream("POST", server.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
+                box["text"] = "".join(r.iter_lines())
+        except httpx.HTTPError as e:
+            box["error"] = e
+
+    th = threading.Thread(target=stream)
+    th.start()
+    t = time.monotonic()
+    while not queue(server)["running"]:
+        assert time.monotonic() - t < 5, "the generation did not start"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    t = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.proc.wait(timeout=30)
+    th.join(timeout=30)
+    server.log.close()
+    assert code == 0
+    assert time.monotonic() - t < 15
