@@ -91,6 +91,13 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
             .default_service(web::to(not_found))
             .wrap(from_fn(observe))
     })
+    // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds
+    // each one back until the client's delayed ACK (~40 ms).
+    .on_connect(|conn, _ext| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .shutdown_timeout(cfg.shutdown_grace_seconds)
     .bind(cfg.listen)?;
     for addr in server.addrs() {

@@ -97,15 +97,17 @@ def test_sigterm_during_generation_exits_zero():
 
     th = threading.Thread(target=stream)
     th.start()
-    t = time.monotonic()
-    while not queue(server)["running"]:
-        assert time.monotonic() - t < 5, "the generation did not start"
-        time.sleep(0.01)
-    time.sleep(0.3)
-    t = time.monotonic()
-    server.proc.send_signal(signal.SIGTERM)
-    code = server.proc.wait(timeout=30)
-    th.join(timeout=30)
-    server.log.close()
-    assert code == 0
-    assert time.monotonic() - t < 15
+    try:
+        t = time.monotonic()
+        while not queue(server)["running"]:
+            assert time.monotonic() - t < 5, "the generation did not start"
+            time.sleep(0.01)
+        time.sleep(0.3)
+        t = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(timeout=30)
+        assert code == 0
+        assert time.monotonic() - t < 15
+    finally:
+        server.stop()
+        th.join(timeout=30)

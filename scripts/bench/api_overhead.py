@@ -1,0 +1,209 @@
+"""Measures TTFT and decode tokens/s: library vs sandbox-api vs llama.cpp's server.
+
+Every target gets the same chat prompt, greedy decoding, and exactly --tokens tokens
+(end-of-generation suppressed). TTFT is measured by the caller: from sending the
+request (or submitting the job) to the first token; decode speed over the tokens
+after the first. The prompt is the same each run, so both servers reuse the cached
+prompt and TTFT is dominated by per-request overhead.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import gguf
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+PROMPT = "Tell me a long story about a lighthouse keeper."
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eog_ids(model: Path):
+    r = gguf.GGUFReader(str(model))
+    ids = set()
+    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
+        f = r.fields.get(key)
+        if f is not None:
+            ids.add(int(f.parts[f.data[0]][0]))
+    return sorted(ids)
+
+
+def sse_events(base, path, body, headers):
+    """POSTs `body` and yields (time, event) for each server-sent event as it arrives.
+
+    A raw socket with TCP_NODELAY and the request in one write: HTTP client libraries
+    that send headers and body in two packets add a delayed-ACK pause (~40 ms) that
+    would be measured as server overhead.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    payload = json.dumps(body).encode()
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
+            f"Content-Length: {len(payload)}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(request)
+        raw, body_started, chunked, text = b"", False, False, b""
+        while True:
+            data = sock.recv(65536)
+            now = time.perf_counter()
+            if not data:
+                return
+            raw += data
+            if not body_started:
+                if b"\r\n\r\n" not in raw:
+                    continue
+                headers_raw, raw = raw.split(b"\r\n\r\n", 1)
+                status = int(headers_raw.split(b" ", 2)[1])
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {raw[:300]!r}")
+                chunked = b"transfer-encoding: chunked" in headers_raw.lower()
+                body_started = True
+            if chunked:  # de-chunk whatever complete chunks arrived
+                while b"\r\n" in raw:
+                    size_line, rest = raw.split(b"\r\n", 1)
+                    size = int(size_line.split(b";")[0], 16)
+                    if len(rest) < size + 2:
+                        break
+                    text += rest[:size]
+                    raw = rest[size + 2:]
+            else:
+                text, raw = text + raw, b""
+            while b"\n\n" in text:
+                event, text = text.split(b"\n\n", 1)
+                if event.startswith(b"data: ") and event != b"data: [DONE]":
+                    yield now, event[6:]
+
+
+def http_run(base, tokens, banned, headers=None):
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "logit_bias": {str(t): -100 for t in banned},
+    }
+    t0 = time.perf_counter()
+    first, last, n = None, None, 0
+    for now, event in sse_events(base, "/v1/chat/completions", body, headers):
+        # A byte test instead of JSON parsing keeps the client's CPU use (which
+        # competes with inference threads) negligible.
+        if b'"content":"' in event and b'"content":""' not in event:
+            first = first or now
+            last = now
+            n += 1
+    return {"ttft_ms": (first - t0) * 1e3, "tokens": n, "decode_tps": (n - 1) / (last - first)}
+
+
+def wait_http(url, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready")
+
+
+def library_run(model, args):
+    """One measured run in a fresh process (its first run only fills the cache). Like
+    the servers' requests, it starts after a pause, from an idle engine."""
+    cmd = [str(TARGET / "release/examples/latency"), "--model", str(model), "--runs", "2", "--pause-ms", "500",
+           "--max-tokens", str(args.tokens), "--ctx", str(args.ctx), "--threads", str(args.threads), "--prompt", PROMPT]
+    lines = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
+    return json.loads(lines[-1])
+
+
+def start_sandbox_api(model, args):
+    port = free_port()
+    proc = subprocess.Popen([str(TARGET / "release/sandbox-api"), "--model", str(model), "--listen", f"127.0.0.1:{port}",
+                             "--api-key", "bench", "--ctx", str(args.ctx), "--threads", str(args.threads)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/ready")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_peer(model, args):
+    import xllamacpp as xlc
+
+    params = xlc.CommonParams()
+    params.model.path = str(model)
+    params.n_ctx = args.ctx
+    params.n_parallel = 1
+    threads = args.threads or os.cpu_count()
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    server = xlc.Server(params)
+    wait_http(server.listening_address + "/health")
+    return server, server.listening_address
+
+
+def summary(name, runs):
+    counts = {r["tokens"] for r in runs}
+    if len(counts) != 1:
+        raise RuntimeError(f"{name}: runs generated different token counts {counts}")
+    return name, statistics.median(r["ttft_ms"] for r in runs), statistics.median(r["decode_tps"] for r in runs)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", type=Path, default=REPO / ".fixtures/smollm2-135m-instruct.gguf")
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--ctx", type=int, default=2048)
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args()
+    banned = eog_ids(args.model)
+    api_proc, api_base = start_sandbox_api(args.model, args)
+    peer_server, peer_base = start_peer(args.model, args)
+    auth = {"Authorization": "Bearer bench"}
+    results = {"lib": [], "api": [], "peer": []}
+    try:
+        http_run(api_base, args.tokens, banned, auth)  # fill the prompt caches
+        http_run(peer_base, args.tokens, banned)
+        # Rounds interleave the targets so that machine noise hits all of them alike.
+        for _ in range(args.runs):
+            results["lib"].append(library_run(args.model, args))
+            results["api"].append(http_run(api_base, args.tokens, banned, auth))
+            results["peer"].append(http_run(peer_base, args.tokens, banned))
+    finally:
+        api_proc.send_signal(signal.SIGTERM)
+        api_proc.wait()
+        del peer_server
+    rows = [
+        summary("sandbox-core (library, in process)", results["lib"]),
+        summary("sandbox-api (HTTP, streaming)", results["api"]),
+        summary("llama.cpp server (xllamacpp, HTTP, streaming)", results["peer"]),
+    ]
+    lib, api, peer_row = rows
+    print(f"model {args.model.name}, {args.runs} runs of {args.tokens} tokens, greedy, cached prompt, "
+          f"{args.threads or os.cpu_count()} threads\n")
+    print("| target | TTFT p50 | decode tok/s (median) |")
+    print("|---|---|---|")
+    for name, ttft, tps in rows:
+        print(f"| {name} | {ttft:.2f} ms | {tps:.1f} |")
+    print()
+    print(f"TTFT overhead of the API over the library (p50): {api[1] - lib[1]:+.2f} ms (target ≤ 2 ms)")
+    print(f"API decode / library decode: {api[2] / lib[2]:.3f} (target ≥ 0.97)")
+    print(f"API decode / llama.cpp server decode: {api[2] / peer_row[2]:.3f} (target ≥ 1.0)")
+
+
+if __name__ == "__main__":
+    main()
