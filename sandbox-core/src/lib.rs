@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod download;
 mod engine;
 mod error;
 mod job;
