@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use sandbox_core::EngineConfig;
+use sandbox_core::download::HubModel;
 use serde::Deserialize;
 
 /// Settings of `sandbox-api serve`.
@@ -29,8 +30,37 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Seconds a shutdown waits for running requests before cancelling them.
     pub shutdown_grace_seconds: u64,
+    /// The model to download from the Hugging Face hub when `engine.model_path` is
+    /// not set.
+    pub hub: HubModel,
     /// The engine.
     pub engine: EngineConfig,
+}
+
+/// The default model: bartowski's GGUF conversion of mistralai/Mistral-7B-Instruct-v0.3
+/// (llama.cpp's own quantizer, with an importance matrix; every usual quant in one repo).
+pub const DEFAULT_HUB_REPO: &str = "bartowski/Mistral-7B-Instruct-v0.3-GGUF";
+/// The default quantization (about 4.4 GB).
+pub const DEFAULT_QUANT: &str = "Q4_K_M";
+const DEFAULT_FILE_STEM: &str = "Mistral-7B-Instruct-v0.3";
+const DEFAULT_MODEL_ID: &str = "mistralai/Mistral-7B-Instruct-v0.3";
+
+fn default_hub() -> HubModel {
+    HubModel {
+        repo: DEFAULT_HUB_REPO.into(),
+        file: format!("{DEFAULT_FILE_STEM}-{DEFAULT_QUANT}.gguf"),
+        revision: "main".into(),
+        sha256: None,
+    }
+}
+
+/// Where the served model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A GGUF file on disk.
+    Local(PathBuf),
+    /// A file on the hub, fetched into the cache.
+    Hub(HubModel),
 }
 
 impl Default for ApiConfig {
@@ -44,6 +74,7 @@ impl Default for ApiConfig {
             strict_model_ids: false,
             max_body_bytes: 4 << 20,
             shutdown_grace_seconds: 10,
+            hub: default_hub(),
             engine: EngineConfig::default(),
         }
     }
@@ -58,9 +89,24 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "SANDBOX_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// GGUF model file to serve.
+    /// A local GGUF file to serve (instead of downloading one from the hub).
     #[arg(long, env = "SANDBOX_MODEL")]
     pub model: Option<PathBuf>,
+    /// Hub repository to download the model from [default: bartowski/Mistral-7B-Instruct-v0.3-GGUF].
+    #[arg(long, env = "SANDBOX_HF_REPO")]
+    pub hf_repo: Option<String>,
+    /// File in the hub repository [default: Mistral-7B-Instruct-v0.3-Q4_K_M.gguf].
+    #[arg(long, env = "SANDBOX_HF_FILE")]
+    pub hf_file: Option<String>,
+    /// Branch, tag or commit of the hub repository [default: main].
+    #[arg(long, env = "SANDBOX_HF_REVISION")]
+    pub hf_revision: Option<String>,
+    /// Expected sha256 of the hub file (checked against the hub's and the download).
+    #[arg(long, env = "SANDBOX_HF_SHA256")]
+    pub hf_sha256: Option<String>,
+    /// Quantization of the default Mistral repository: Q4_K_M, Q5_K_M, Q6_K or Q8_0.
+    #[arg(long, env = "SANDBOX_QUANT")]
+    pub quant: Option<String>,
     /// Model id reported by /v1/models [default: file name without .gguf].
     #[arg(long, env = "SANDBOX_MODEL_ID")]
     pub model_id: Option<String>,
@@ -117,11 +163,9 @@ pub enum ConfigError {
     /// The key file is readable by others.
     #[error("the API key file {0} is readable by other users (mode {1:o}); run: chmod 600 {0}")]
     KeyFilePermissions(String, u32),
-    /// No model configured.
-    #[error(
-        "no model configured: pass --model PATH.gguf (or set SANDBOX_MODEL, or engine.model_path in the config file)"
-    )]
-    NoModel,
+    /// An unknown quantization.
+    #[error("unknown quantization {0:?}: use one of Q4_K_M, Q5_K_M, Q6_K, Q8_0")]
+    UnknownQuant(String),
     /// Open and public without consent.
     #[error(
         "refusing to serve {0} without an API key: set --api-key/SANDBOX_API_KEYS or --api-key-file, or pass --allow-open to serve unauthenticated on purpose"
@@ -130,8 +174,18 @@ pub enum ConfigError {
 }
 
 impl ApiConfig {
-    /// Builds the configuration from defaults, the file (if any) and `args`.
+    /// Builds the configuration from defaults, the file (if any) and `args`, for
+    /// serving (which refuses an open public address).
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let cfg = Self::load_unchecked(args)?;
+        if cfg.api_keys.is_empty() && !cfg.listen.ip().is_loopback() && !cfg.allow_open {
+            return Err(ConfigError::OpenOnPublicAddress(cfg.listen));
+        }
+        Ok(cfg)
+    }
+
+    /// Like [`ApiConfig::load`] without the serving checks (for `model pull`).
+    pub fn load_unchecked(args: &ServeArgs) -> Result<Self, ConfigError> {
         let mut cfg = match &args.config {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
@@ -168,14 +222,27 @@ impl ApiConfig {
         if let Some(v) = args.queue_capacity {
             cfg.engine.queue_capacity = v;
         }
+        if let Some(q) = &args.quant {
+            let q = q.to_ascii_uppercase();
+            if !["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"].contains(&q.as_str()) {
+                return Err(ConfigError::UnknownQuant(q));
+            }
+            cfg.hub.file = format!("{DEFAULT_FILE_STEM}-{q}.gguf");
+        }
+        if let Some(v) = &args.hf_repo {
+            cfg.hub.repo = v.clone();
+        }
+        if let Some(v) = &args.hf_file {
+            cfg.hub.file = v.clone();
+        }
+        if let Some(v) = &args.hf_revision {
+            cfg.hub.revision = v.clone();
+        }
+        if let Some(v) = &args.hf_sha256 {
+            cfg.hub.sha256 = Some(v.to_ascii_lowercase());
+        }
         if let Some(path) = cfg.api_key_file.clone() {
             cfg.api_keys.extend(read_key_file(&path)?);
-        }
-        if cfg.engine.model_path.as_os_str().is_empty() {
-            return Err(ConfigError::NoModel);
-        }
-        if cfg.api_keys.is_empty() && !cfg.listen.ip().is_loopback() && !cfg.allow_open {
-            return Err(ConfigError::OpenOnPublicAddress(cfg.listen));
         }
         Ok(cfg)
     }
@@ -191,14 +258,27 @@ impl ApiConfig {
         })
     }
 
+    /// Where the model comes from: a local path wins over the hub.
+    pub fn source(&self) -> ModelSource {
+        if self.engine.model_path.as_os_str().is_empty() {
+            ModelSource::Hub(self.hub.clone())
+        } else {
+            ModelSource::Local(self.engine.model_path.clone())
+        }
+    }
+
     /// The id `/v1/models` reports.
     pub fn served_model_id(&self) -> String {
-        self.model_id.clone().unwrap_or_else(|| {
-            self.engine
-                .model_path
+        if let Some(id) = &self.model_id {
+            return id.clone();
+        }
+        match self.source() {
+            ModelSource::Local(p) => p
                 .file_stem()
-                .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
-        })
+                .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned()),
+            ModelSource::Hub(h) if h.repo == DEFAULT_HUB_REPO => DEFAULT_MODEL_ID.into(),
+            ModelSource::Hub(h) => h.repo.trim_end_matches("-GGUF").to_owned(),
+        }
     }
 }
 
@@ -309,6 +389,41 @@ mod tests {
         assert_eq!(
             ApiConfig::load(&a).unwrap().api_keys,
             vec!["key-a", "key-b"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_mistral_q4_k_m_from_the_hub_and_quant_is_one_setting() {
+        let cfg = ApiConfig::load(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            cfg.source(),
+            ModelSource::Hub(HubModel {
+                repo: "bartowski/Mistral-7B-Instruct-v0.3-GGUF".into(),
+                file: "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf".into(),
+                revision: "main".into(),
+                sha256: None,
+            })
+        );
+        assert_eq!(cfg.served_model_id(), "mistralai/Mistral-7B-Instruct-v0.3");
+        let q8 = ApiConfig::load(&ServeArgs {
+            quant: Some("q8_0".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert!(
+            matches!(q8.source(), ModelSource::Hub(h) if h.file == "Mistral-7B-Instruct-v0.3-Q8_0.gguf")
+        );
+        assert!(
+            ApiConfig::load(&ServeArgs {
+                quant: Some("Q3".into()),
+                ..ServeArgs::default()
+            })
+            .is_err()
         );
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod metrics;
 mod middleware;
 mod openai;
+mod pull;
 mod routes;
 mod server;
 mod state;
@@ -24,10 +25,31 @@ use clap::Parser;
 /// given with --config. GET /health tells the process is alive; GET /ready tells
 /// whether the model answers yet (the port opens at once, while the model loads).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     serve: config::ServeArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Manage the model.
+    Model {
+        #[command(subcommand)]
+        action: ModelCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ModelCommand {
+    /// Download the configured model into the Hugging Face cache (verified) and print
+    /// its path; serving later starts without any network request.
+    Pull {
+        #[command(flatten)]
+        args: config::ServeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +60,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Some(Command::Model {
+        action: ModelCommand::Pull { args },
+    }) = &cli.command
+    {
+        return match config::ApiConfig::load_unchecked(args) {
+            Ok(cfg) => pull::run(&cfg),
+            Err(e) => {
+                eprintln!("sandbox-api: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cfg = match config::ApiConfig::load(&cli.serve) {
         Ok(c) => c,
         Err(e) => {

@@ -7,9 +7,10 @@ use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use sandbox_core::Service;
+use sandbox_core::download::{ModelStore, StoreConfig};
 
 use crate::auth::ApiKeys;
-use crate::config::ApiConfig;
+use crate::config::{ApiConfig, ModelSource};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::{authenticate, observe};
@@ -52,7 +53,15 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.
 pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
     let service = Service::new();
-    service.load_in_background(cfg.engine.clone());
+    match cfg.source() {
+        ModelSource::Local(_) => service.load_in_background(cfg.engine.clone()),
+        ModelSource::Hub(model) => {
+            let store = ModelStore::new(StoreConfig::from_env());
+            tracing::info!(repo = %model.repo, file = %model.file, revision = %model.revision,
+                cache = %store.config().cache_dir.display(), "model from the Hugging Face hub");
+            service.fetch_and_load_in_background(store, model, cfg.engine.clone());
+        }
+    }
     let keys = ApiKeys::new(&cfg.api_keys);
     if keys.is_open() {
         tracing::warn!(

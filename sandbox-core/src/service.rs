@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::download::{DownloadProgress, HubModel, ModelStore};
 use crate::{Engine, EngineConfig};
 
 /// Where the model is on its way to serving.
@@ -79,6 +80,75 @@ impl Service {
             self.set_state(ModelState::Error {
                 message: format!("cannot start the loader thread: {e}"),
             });
+        }
+    }
+
+    /// Fetches `model` through `store` (a cached, verified copy is used without any
+    /// network request), publishing progress as `Downloading`, then loads it with
+    /// `config`; all on a background thread.
+    pub fn fetch_and_load_in_background(
+        self: &Arc<Self>,
+        store: ModelStore,
+        model: HubModel,
+        config: EngineConfig,
+    ) {
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sandbox-loader".into())
+            .spawn(move || this.fetch_and_load(&store, &model, config));
+        if let Err(e) = spawned {
+            self.set_state(ModelState::Error {
+                message: format!("cannot start the loader thread: {e}"),
+            });
+        }
+    }
+
+    fn fetch_and_load(
+        self: &Arc<Self>,
+        store: &ModelStore,
+        model: &HubModel,
+        mut config: EngineConfig,
+    ) {
+        let name = format!("{}/{}", model.repo, model.file);
+        self.set_state(ModelState::Downloading {
+            progress: None,
+            downloaded_bytes: 0,
+            total_bytes: None,
+            message: format!("{name}: checking the cache"),
+        });
+        let this = Arc::clone(self);
+        let label = name.clone();
+        let mut last_log: Option<Instant> = None;
+        let report = move |p: &DownloadProgress| {
+            this.set_state(ModelState::Downloading {
+                progress: Some(p.fraction()),
+                downloaded_bytes: p.downloaded,
+                total_bytes: Some(p.total),
+                message: format!("{label}: {}", p.describe()),
+            });
+            if last_log.is_none_or(|t| t.elapsed().as_secs() >= 5) || p.downloaded == p.total {
+                last_log = Some(Instant::now());
+                tracing::info!(
+                    model = %label,
+                    downloaded = p.downloaded,
+                    total = p.total,
+                    mb_per_s = p.bytes_per_second / 1e6,
+                    eta_s = p.eta.map(|e| e.as_secs()),
+                    "downloading"
+                );
+            }
+        };
+        match store.fetch_blocking(model, report) {
+            Ok(path) => {
+                config.model_path = path;
+                self.load(&config);
+            }
+            Err(e) => {
+                tracing::error!(model = %name, error = %e, "model download failed");
+                self.set_state(ModelState::Error {
+                    message: format!("the model could not be downloaded: {e}"),
+                });
+            }
         }
     }
 

@@ -11,7 +11,7 @@ GET /_stats
 
 Files are served from --serve REPO=FILE=PATH (repeatable). Faults for tests:
 --cut-after N (the first body response over N bytes stops after N bytes and closes the
-connection), --corrupt (the CDN serves bytes whose sha256 does not match the metadata,
+connection), --rate B (bytes/s per connection), --corrupt (the CDN serves bytes whose sha256 does not match the metadata,
 the first --corrupt-times times).
 
 Usage: fake_hub.py --port P --serve org/name=model.gguf=/path/to/file [options]
@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -40,6 +41,7 @@ class Hub:
         self.gated = set(args.gated)
         self.token = args.token
         self.cut_after = args.cut_after
+        self.rate = args.rate
         self.corrupt_left = args.corrupt_times if args.corrupt else 0
         self.lock = threading.Lock()
         self.stats = {"resolve": 0, "cdn": 0, "other": 0}
@@ -168,7 +170,7 @@ def handler(hub):
                 f.seek(start)
                 sent = 0
                 while sent < limit:
-                    block = f.read(min(1 << 20, limit - sent))
+                    block = f.read(min(64 << 10 if hub.rate else 1 << 20, limit - sent))
                     if not block:
                         break
                     if corrupt:
@@ -179,6 +181,8 @@ def handler(hub):
                     except (BrokenPipeError, ConnectionResetError):
                         return
                     sent += len(block)
+                    if hub.rate:
+                        time.sleep(len(block) / hub.rate)
             if limit < length:
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -196,6 +200,7 @@ def main():
     p.add_argument("--cut-after", type=int)
     p.add_argument("--corrupt", action="store_true")
     p.add_argument("--corrupt-times", type=int, default=1)
+    p.add_argument("--rate", type=float, help="bytes per second per connection (slow network)")
     args = p.parse_args()
     hub = Hub(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(hub))

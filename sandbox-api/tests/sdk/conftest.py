@@ -26,13 +26,14 @@ def free_port() -> int:
 class Server:
     """A running sandbox-api process."""
 
-    def __init__(self, model: Path, *extra: str, wait_ready: bool = True, env: dict | None = None):
+    def __init__(self, model: Path | None, *extra: str, wait_ready: bool = True, env: dict | None = None):
         assert BINARY.is_file(), f"build the binary first: {BINARY}"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sandbox-api-{self.port}.log"
         self.log = open(self.log_path, "w")
-        args = [str(BINARY), "--model", str(model), "--listen", f"127.0.0.1:{self.port}", "--api-key", KEY, *extra]
+        model_args = ["--model", str(model)] if model else []  # none: the hub model
+        args = [str(BINARY), *model_args, "--listen", f"127.0.0.1:{self.port}", "--api-key", KEY, *extra]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.bound_after = self._wait("/health", 200, 10)
