@@ -322,3 +322,72 @@ fn a_file_that_is_not_gguf_is_rejected() {
         .unwrap_err();
     assert!(matches!(err, DownloadError::NotGguf(_)), "{err:?}");
 }
+
+/// A small tmpfs as the cache, so the disk really fills up mid-download.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(name: &str, mib: u64) -> Self {
+        let dir = tempdir(name);
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "this test mounts a tmpfs and needs root (CI runs as root)"
+        );
+        Self(dir)
+    }
+
+    fn grow(&self, mib: u64) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={mib}m")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn disk_full_mid_download_keeps_the_partial_file_and_resumes() {
+    let hub = FakeHub::start(&[]);
+    let disk = SmallDisk::mount("fulldisk", 6);
+    // The preflight sees plenty of space (as if another process filled the disk later).
+    let s = store(&hub, &disk.0).with_free_space_probe(|_| Ok(u64::MAX / 2));
+    let err = s.fetch_blocking(&model(REPO), quiet).unwrap_err();
+    assert!(matches!(err, DownloadError::DiskFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("available"), "{err}");
+    let blobs = disk.0.join("models--org--tiny-GGUF/blobs");
+    let partial: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert_eq!(
+        partial.len(),
+        1,
+        "the partial download is kept for resuming"
+    );
+    let cdn_before = hub.stats()["cdn"].as_u64().unwrap();
+    disk.grow(64);
+    let path = s.fetch_blocking(&model(REPO), quiet).unwrap();
+    assert_eq!(
+        sha256_file(&path).unwrap(),
+        sha256_file(&common::tiny_mistral()).unwrap()
+    );
+    let size_chunks = std::fs::metadata(&path).unwrap().len().div_ceil(1 << 20);
+    let resumed_chunks = hub.stats()["cdn"].as_u64().unwrap() - cdn_before;
+    assert!(
+        resumed_chunks < size_chunks,
+        "resumed, not restarted: {resumed_chunks} of {size_chunks} chunks fetched again"
+    );
+}

@@ -216,7 +216,9 @@ impl ModelStore {
         self.check_space(&meta)?;
         let reporter = Reporter::new(Duration::from_millis(250), Box::new(progress));
         for attempt in 0..2 {
-            let path = self.retrying(|| self.download(m, reporter.clone())).await?;
+            let path = self
+                .retrying(|| self.download(m, reporter.clone(), meta.size))
+                .await?;
             let hash_path = path.clone();
             let actual = tokio::task::spawn_blocking(move || sha256_file(&hash_path))
                 .await
@@ -361,7 +363,12 @@ impl ModelStore {
         Ok(Metadata { sha256, size })
     }
 
-    async fn download(&self, m: &HubModel, reporter: Reporter) -> Result<PathBuf, Failure> {
+    async fn download(
+        &self,
+        m: &HubModel,
+        reporter: Reporter,
+        size: u64,
+    ) -> Result<PathBuf, Failure> {
         let api = ApiBuilder::from_cache(Cache::new(self.cfg.cache_dir.clone()))
             .with_endpoint(self.cfg.endpoint.clone())
             .with_token(self.cfg.token.clone())
@@ -373,12 +380,12 @@ impl ModelStore {
         api.repo(Self::repo(m))
             .download_with_progress(&m.file, reporter)
             .await
-            .map_err(|e| self.classify(m, e))
+            .map_err(|e| self.classify(m, e, size))
     }
 
-    fn classify(&self, m: &HubModel, e: ApiError) -> Failure {
+    fn classify(&self, m: &HubModel, e: ApiError, size: u64) -> Failure {
         match e {
-            ApiError::TooManyRetries(inner) => self.classify(m, *inner),
+            ApiError::TooManyRetries(inner) => self.classify(m, *inner, size),
             ApiError::RequestError(r) => match r.status().map(|s| s.as_u16()) {
                 Some(s @ (401 | 403)) => Failure::Fatal(DownloadError::Unauthorized {
                     repo: m.repo.clone(),
@@ -395,7 +402,7 @@ impl ModelStore {
                 let available = (self.free_space)(&self.cfg.cache_dir).unwrap_or(0);
                 Failure::Fatal(DownloadError::DiskFull {
                     dir: self.cfg.cache_dir.clone(),
-                    needed: self.cfg.disk_margin,
+                    needed: size + self.cfg.disk_margin,
                     available,
                 })
             }
