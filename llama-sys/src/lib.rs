@@ -12,6 +12,7 @@
 mod backend;
 mod baseline;
 mod error;
+mod gpu;
 mod model;
 mod sampler;
 mod session;
@@ -20,6 +21,7 @@ mod utf8;
 pub use backend::gpu_offload_supported;
 pub use baseline::{BareRun, bare_greedy_decode};
 pub use error::LlamaError;
+pub use gpu::{GgufShape, GpuDevice, gpu_devices};
 pub use model::{Model, ModelInfo, ModelParams, SpecialToken};
 pub use sampler::{Sampler, SamplingParams, json_schema_to_gbnf};
 pub use session::{PrefillOutcome, Session, SessionParams, TokenLogprob};

@@ -142,6 +142,7 @@ impl ApiError {
                 )
             },
             EngineError::Cancelled | EngineError::Stopped => Self::not_ready(&ModelState::Ready),
+            EngineError::Resources(m) => Self::not_ready(&ModelState::Error { message: m.clone() }),
             EngineError::Llama(inner) => match inner.as_ref() {
                 sandbox_core::LlamaError::Grammar(m) => {
                     Self::invalid(Some("response_format"), m.clone())

@@ -28,6 +28,7 @@ impl Engine {
     /// Loads the model and starts the engine thread. Blocks until the model is loaded
     /// and its context allocated.
     pub fn start(config: &EngineConfig) -> Result<Self, EngineError> {
+        gpu_preflight(config)?;
         let model = Arc::new(Model::load(
             &config.model_path,
             &ModelParams {
@@ -241,6 +242,44 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// On a GPU build with offloading, checks that the model and its KV cache fit into
+/// the GPU with the most free memory, and logs what was found.
+fn gpu_preflight(config: &EngineConfig) -> Result<(), EngineError> {
+    if config.gpu_layers == Some(0) {
+        return Ok(());
+    }
+    let Some(device) = llama_sys::gpu_devices()
+        .into_iter()
+        .max_by_key(|d| d.memory_free)
+    else {
+        return Ok(()); // a CPU build, or no usable GPU: nothing to check
+    };
+    let shape = llama_sys::GgufShape::read(&config.model_path)?;
+    let n_ctx = if config.n_ctx == 0 {
+        32768
+    } else {
+        config.n_ctx
+    };
+    match crate::gpu::check_fit(&device, &shape, n_ctx) {
+        Ok(need) => {
+            tracing::info!(
+                gpu = %device.description,
+                device = %device.name,
+                free_bytes = device.memory_free,
+                total_bytes = device.memory_total,
+                need_bytes = need.total(),
+                layers = shape.n_layer,
+                "GPU preflight passed; offloading all layers"
+            );
+            Ok(())
+        }
+        Err(message) => {
+            tracing::error!(gpu = %device.description, %message, "GPU preflight failed");
+            Err(EngineError::Resources(message))
+        }
     }
 }
 

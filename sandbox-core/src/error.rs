@@ -47,6 +47,9 @@ pub enum EngineError {
     /// The job was cancelled before it started.
     #[error("the job was cancelled")]
     Cancelled,
+    /// The machine cannot hold the model as configured (GPU memory).
+    #[error("{0}")]
+    Resources(String),
     /// The engine has shut down (or its thread died).
     #[error("the engine is not running")]
     Stopped,

@@ -15,6 +15,7 @@ mod config;
 pub mod download;
 mod engine;
 mod error;
+pub mod gpu;
 mod job;
 mod queue;
 mod runner;
