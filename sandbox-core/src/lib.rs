@@ -40,6 +40,7 @@ pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
 /// Things for benchmarks and diagnostics that are not part of serving.
 pub mod diagnostics {
     pub use llama_sys::{
-        BareRun, Model, ModelParams, PrefillOutcome, Session, SessionParams, bare_greedy_decode,
+        BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Session, SessionParams,
+        bare_greedy_decode, gpu_devices,
     };
 }

@@ -124,3 +124,19 @@ fn metadata_is_read_from_the_gguf() {
     );
     assert_eq!(engine.n_ctx(), 1024);
 }
+
+#[test]
+fn gguf_shape_is_read_without_loading_weights() {
+    let shape = sandbox_core::diagnostics::GgufShape::read(&common::tiny_mistral()).unwrap();
+    assert_eq!(shape.architecture, "llama");
+    assert_eq!(
+        (shape.n_layer, shape.n_head, shape.n_head_kv, shape.n_embd),
+        (2, 4, 2, 64)
+    );
+    // 2 (K and V) × 2 layers × 2 KV heads × 16 dims × 2 bytes.
+    assert_eq!(shape.kv_bytes_per_token(), 256);
+    assert!(
+        sandbox_core::diagnostics::gpu_devices().is_empty(),
+        "the CPU build sees no GPU"
+    );
+}
