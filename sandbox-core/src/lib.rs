@@ -40,7 +40,7 @@ pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
 /// Things for benchmarks and diagnostics that are not part of serving.
 pub mod diagnostics {
     pub use llama_sys::{
-        BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Session, SessionParams,
-        bare_greedy_decode, gpu_devices,
+        BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Quant, Session,
+        SessionParams, bare_greedy_decode, gpu_devices, quantize,
     };
 }

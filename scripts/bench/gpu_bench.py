@@ -1,0 +1,134 @@
+"""Measures sandbox-api on a GPU and llama.cpp's llama-bench on the same GGUF files;
+writes a Markdown table. Standard library only (runs on the GPU machine).
+
+Through the API: time from process start to /ready, VRAM used, prefill tokens/s for
+512 and 4096 prompt tokens (token-array prompts via /v1/completions, the server's own
+prefill timing), single-stream decode tokens/s for 128 and 1024 generated tokens
+(end-of-generation banned; the server's decode timing, and the client's streamed
+rate as a check)."""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from sse_client import stream_chat
+
+# Peak memory bandwidth by GPU name (vendor datasheets), for the decode ceiling.
+BANDWIDTH = {"H100 80GB HBM3": 3.35e12, "H100": 3.35e12, "H200": 4.8e12, "RTX 4000 Ada": 360e9}
+EOS = 2
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smi(query):
+    out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip().splitlines()[0]
+
+
+def post(base, path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.loads(r.read())
+
+
+def measure_api(binary, model):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    used_before = int(smi("memory.used"))
+    t0 = time.monotonic()
+    proc = subprocess.Popen([binary, "--model", str(model), "--listen", f"127.0.0.1:{port}", "--ctx", "8192"],
+                            stdout=subprocess.DEVNULL, stderr=open(f"/tmp/api-{model.stem}.log", "w"))
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(open(f"/tmp/api-{model.stem}.log").read()[-3000:])
+            time.sleep(0.05)
+        ready_s = time.monotonic() - t0
+        vram_mib = int(smi("memory.used")) - used_before
+        res = {"ready_s": ready_s, "vram_mib": vram_mib}
+        for n in (512, 4096):
+            runs = []
+            for i in range(3):
+                # A fresh first token each run, so nothing is served from the prompt cache.
+                prompt = [1] + [(1000 + 7 * j + 131 * i) % 30000 + 1000 for j in range(n - 1)]
+                r = post(base, "/v1/completions", {"model": "m", "prompt": prompt, "max_tokens": 1, "temperature": 0})
+                runs.append(n / (r["timings"][0]["prefill_ms"] / 1e3))
+            res[f"pp{n}"] = sorted(runs)[1]
+        for n in (128, 1024):
+            runs = []
+            for i in range(3):
+                r = post(base, "/v1/completions", {"model": "m", "prompt": f"{i} Once upon a time", "max_tokens": n,
+                                                   "temperature": 0, "logit_bias": {str(EOS): -100}})
+                assert r["usage"]["completion_tokens"] == n, r["usage"]
+                runs.append((n - 1) / (r["timings"][0]["decode_ms"] / 1e3))
+            res[f"tg{n}"] = sorted(runs)[1]
+        _, tokens, decode_s, _ = stream_chat(base, {"model": "m", "messages": [{"role": "user", "content": "Tell a story."}],
+                                                    "max_tokens": 128, "temperature": 0, "stream": True,
+                                                    "logit_bias": {str(EOS): -100}})
+        res["tg128_client"] = (tokens - 1) / decode_s
+        return res
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+
+
+def measure_peer(llama_bench, model):
+    out = subprocess.run([llama_bench, "-m", str(model), "-ngl", "99", "-fa", "1", "-r", "3",
+                          "-p", "512,4096", "-n", "128,1024", "-o", "json"], capture_output=True, text=True, check=True)
+    res = {}
+    for row in json.loads(out.stdout):
+        key = f"pp{row['n_prompt']}" if row["n_prompt"] else f"tg{row['n_gen']}"
+        res[key] = row["avg_ts"]
+    return res
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--api", required=True)
+    p.add_argument("--llama-bench", required=True)
+    p.add_argument("--models", nargs="+", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    gpu, driver = smi("name"), smi("driver_version")
+    bw = next((v for k, v in BANDWIDTH.items() if k in gpu), None)
+    lines = [f"GPU: {gpu}, driver {driver}, {time.strftime('%Y-%m-%d')}; peak bandwidth "
+             f"{bw / 1e12 if bw else float('nan'):.2f} TB/s\n",
+             "| file | size | ready | VRAM | pp512 ours / llama-bench | pp4096 ours / llama-bench | tg128 ours / llama-bench | tg1024 ours / llama-bench | tg128 ours / peer | ceiling tg | ours / ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in a.models:
+        ours = measure_api(a.api, m)
+        peer = measure_peer(a.llama_bench, m)
+        size = m.stat().st_size
+        ceiling = bw / size if bw else float("nan")
+        print(json.dumps({"model": m.name, "ours": ours, "peer": peer}), flush=True)
+        lines.append(
+            f"| {m.name} | {size / 1e9:.2f} GB | {ours['ready_s']:.1f} s | {ours['vram_mib']} MiB | "
+            f"{ours['pp512']:.0f} / {peer['pp512']:.0f} | {ours['pp4096']:.0f} / {peer['pp4096']:.0f} | "
+            f"{ours['tg128']:.1f} / {peer['tg128']:.1f} (client {ours['tg128_client']:.1f}) | "
+            f"{ours['tg1024']:.1f} / {peer['tg1024']:.1f} | {ours['tg128'] / peer['tg128']:.3f} | "
+            f"{ceiling:.0f} | {ours['tg128'] / ceiling:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    a.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
