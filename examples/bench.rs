@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
-use sandbox_core::{ChatMessage, Engine, EngineConfig, JobRequest, Limits, Prompt, SamplingParams};
+use sandbox_core::{ChatMessage, Engine, Prompt, SamplingParams};
 
 /// Measure the AI Sandbox engine on a GGUF model (default: SmolLM2-135M-Instruct from
 /// .fixtures/). Every figure is the median of --runs runs.
@@ -36,14 +36,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    sandbox_examples::run(run)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -52,18 +45,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let model_path = args
-        .model
-        .clone()
-        .unwrap_or_else(sandbox_examples::default_model);
-    sandbox_examples::check_model(&model_path)?;
-    let config = EngineConfig {
-        model_path: model_path.clone(),
-        n_ctx: args.ctx,
-        n_threads: args.threads,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(&config).map_err(|e| e.to_string())?;
+    let engine = sandbox_examples::start_engine(args.model.clone(), args.ctx, args.threads)?;
+    let model_path = engine.model_path().to_path_buf();
     let info = engine.model_info().clone();
     let threads = if args.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
@@ -90,15 +73,12 @@ fn run(args: Args) -> Result<(), String> {
     let mut prefill = Vec::new();
     let mut prompt_len = 0;
     for i in 0..args.runs {
-        let job = JobRequest {
-            prompt: Prompt::Text(format!("{i} {base}")),
-            sampling: SamplingParams::greedy(),
-            limits: Limits {
-                max_tokens: Some(1),
-                ..Limits::default()
-            },
-            logprobs: None,
-        };
+        let job = sandbox_examples::job(
+            Prompt::Text(format!("{i} {base}")),
+            SamplingParams::greedy(),
+            1,
+            false,
+        );
         let out = engine
             .submit(job)
             .and_then(|h| h.wait())
@@ -129,16 +109,12 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let (mut engine_tps, mut bare_tps) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
-        let job = JobRequest {
-            prompt: Prompt::Tokens(prompt_tokens.clone()),
-            sampling: SamplingParams::greedy(),
-            limits: Limits {
-                max_tokens: Some(args.decode_tokens),
-                ignore_eos: true,
-                ..Limits::default()
-            },
-            logprobs: None,
-        };
+        let job = sandbox_examples::job(
+            Prompt::Tokens(prompt_tokens.clone()),
+            SamplingParams::greedy(),
+            args.decode_tokens,
+            true,
+        );
         let out = engine
             .submit(job)
             .and_then(|h| h.wait())
@@ -202,18 +178,15 @@ fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Resul
     println!("|---|---|---|---|---|---|");
     for (turn, q) in questions.iter().enumerate() {
         history.push(ChatMessage::new("user", *q));
-        let job = JobRequest {
-            prompt: Prompt::Chat {
+        let job = sandbox_examples::job(
+            Prompt::Chat {
                 messages: history.clone(),
                 tools: None,
             },
-            sampling: SamplingParams::greedy(),
-            limits: Limits {
-                max_tokens: Some(48),
-                ..Limits::default()
-            },
-            logprobs: None,
-        };
+            SamplingParams::greedy(),
+            48,
+            false,
+        );
         let out = engine
             .submit(job)
             .and_then(|h| h.wait())

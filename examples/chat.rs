@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sandbox_core::{
-    ChatMessage, Engine, EngineConfig, JobEvent, JobRequest, Limits, Prompt, SamplingParams,
-};
+use sandbox_core::{ChatMessage, JobEvent, JobRequest, Limits, Prompt, SamplingParams};
 
 /// Chat with a model in the terminal. Each turn reuses the cached prompt of the last
 /// one. Commands: /reset starts over, /quit (or Ctrl-D) leaves.
@@ -35,28 +33,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    sandbox_examples::run(run)
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(sandbox_examples::default_model);
-    sandbox_examples::check_model(&model)?;
-    let engine = Engine::start(&EngineConfig {
-        model_path: model,
-        n_ctx: args.ctx,
-        ..EngineConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let engine = sandbox_examples::start_engine(args.model.clone(), args.ctx, 0)?;
     let name = engine
         .model_info()
         .name

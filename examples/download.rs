@@ -33,8 +33,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    let a = Args::parse();
+    sandbox_examples::run(run)
+}
+
+fn run(a: Args) -> Result<(), String> {
     let store = ModelStore::new(StoreConfig {
         endpoint: a.endpoint,
         cache_dir: a.cache,
@@ -52,23 +54,16 @@ fn main() -> ExitCode {
         sha256: None,
     };
     let t = Instant::now();
-    let path = match store.fetch_blocking(&model, |_| {}) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let path = store
+        .fetch_blocking(&model, |_| {})
+        .map_err(|e| e.to_string())?;
     let total = t.elapsed().as_secs_f64();
     let v = Instant::now();
-    if let Err(e) = sha256_file(&path) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
+    sha256_file(&path).map_err(|e| e.to_string())?;
     let verify = v.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "{{\"bytes\": {bytes}, \"seconds_with_verify\": {total:.3}, \"verify_seconds\": {verify:.3}}}"
     );
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sandbox_core::{
-    ChatMessage, Engine, EngineConfig, JobEvent, JobRequest, Limits, Prompt, SamplingParams,
-};
+use sandbox_core::{ChatMessage, JobEvent, JobRequest, Limits, Prompt, SamplingParams};
 
 /// Generate a completion for one prompt with the AI Sandbox engine, printing tokens as
 /// they are produced and the timings at the end.
@@ -40,26 +38,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    sandbox_examples::run(run)
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let model = args.model.unwrap_or_else(sandbox_examples::default_model);
-    sandbox_examples::check_model(&model)?;
-    let engine = Engine::start(&EngineConfig {
-        model_path: model,
-        n_ctx: args.ctx,
-        ..EngineConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let engine = sandbox_examples::start_engine(args.model, args.ctx, 0)?;
     let prompt = if args.chat {
         Prompt::Chat {
             messages: vec![ChatMessage::new("user", args.prompt)],

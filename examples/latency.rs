@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use sandbox_core::{
-    ChatMessage, Engine, EngineConfig, JobEvent, JobRequest, Limits, Prompt, SamplingParams,
-};
+use sandbox_core::{ChatMessage, JobEvent, Prompt, SamplingParams};
 
 /// Measure time to first token and decode tokens/s through sandbox-core directly.
 #[derive(Parser)]
@@ -44,41 +42,22 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    sandbox_examples::run(run)
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let model = args.model.unwrap_or_else(sandbox_examples::default_model);
-    sandbox_examples::check_model(&model)?;
-    let engine = Engine::start(&EngineConfig {
-        model_path: model,
-        n_ctx: args.ctx,
-        n_threads: args.threads,
-        ..EngineConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let engine = sandbox_examples::start_engine(args.model, args.ctx, args.threads)?;
     for _ in 0..args.runs {
         std::thread::sleep(std::time::Duration::from_millis(args.pause_ms));
-        let job = JobRequest {
-            prompt: Prompt::Chat {
+        let job = sandbox_examples::job(
+            Prompt::Chat {
                 messages: vec![ChatMessage::new("user", args.prompt.clone())],
                 tools: None,
             },
-            sampling: SamplingParams::greedy(),
-            limits: Limits {
-                max_tokens: Some(args.max_tokens),
-                ignore_eos: true,
-                ..Limits::default()
-            },
-            logprobs: None,
-        };
+            SamplingParams::greedy(),
+            args.max_tokens,
+            true,
+        );
         let t0 = Instant::now();
         let mut handle = engine.submit(job).map_err(|e| e.to_string())?;
         let (mut first, mut last, mut n) = (None, t0, 0usize);

@@ -1,32 +1,68 @@
-//! Shared bits of the example programs: model selection and logging.
+//! Shared bits of the example programs: model selection, engine start, jobs, logging.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sandbox_core::{Engine, EngineConfig, JobRequest, Limits, Prompt, SamplingParams};
 
 /// Where the test setup puts SmolLM2-135M-Instruct; the examples' default model.
 pub fn default_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.fixtures/smollm2-135m-instruct.gguf")
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings only, so the programs'
-/// own output stays readable).
-pub fn init_logging() {
+/// Parses the arguments, logs to stderr (filtered by `RUST_LOG`, default warnings only,
+/// so the programs' own output stays readable), runs `body` and turns its error into a
+/// message and a failing exit code.
+pub fn run<A: clap::Parser>(body: impl FnOnce(A) -> Result<(), String>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    match body(A::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-/// Fails with a helpful message when the model file is missing.
-pub fn check_model(path: &std::path::Path) -> Result<(), String> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(format!(
+/// Starts an engine on `model` (default: SmolLM2), explaining a missing file.
+pub fn start_engine(model: Option<PathBuf>, n_ctx: u32, n_threads: u32) -> Result<Engine, String> {
+    let model_path = model.unwrap_or_else(default_model);
+    if !model_path.is_file() {
+        return Err(format!(
             "model {} not found: pass --model PATH.gguf, or run scripts/fixtures/setup to fetch SmolLM2-135M-Instruct",
-            path.display()
-        ))
+            model_path.display()
+        ));
+    }
+    Engine::start(&EngineConfig {
+        model_path,
+        n_ctx,
+        n_threads,
+        ..EngineConfig::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// A job with `max_tokens` and no other limit.
+pub fn job(
+    prompt: Prompt,
+    sampling: SamplingParams,
+    max_tokens: usize,
+    ignore_eos: bool,
+) -> JobRequest {
+    JobRequest {
+        prompt,
+        sampling,
+        limits: Limits {
+            max_tokens: Some(max_tokens),
+            ignore_eos,
+            ..Limits::default()
+        },
+        logprobs: None,
     }
 }

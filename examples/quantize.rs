@@ -22,29 +22,23 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    sandbox_examples::init_logging();
-    let a = Args::parse();
-    let Some(q) = Quant::parse(&a.quant) else {
-        eprintln!(
-            "error: unknown quantization {:?} (use Q4_K_M, Q5_K_M, Q6_K or Q8_0)",
+    sandbox_examples::run(run)
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let q = Quant::parse(&a.quant).ok_or_else(|| {
+        format!(
+            "unknown quantization {:?} (use Q4_K_M, Q5_K_M, Q6_K or Q8_0)",
             a.quant
-        );
-        return ExitCode::FAILURE;
-    };
+        )
+    })?;
     let t = Instant::now();
-    match quantize(&a.input, &a.output, q, a.threads) {
-        Ok(()) => {
-            let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
-            println!(
-                "{} ({size} bytes) in {:.1} s",
-                a.output.display(),
-                t.elapsed().as_secs_f64()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    quantize(&a.input, &a.output, q, a.threads).map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{} ({size} bytes) in {:.1} s",
+        a.output.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

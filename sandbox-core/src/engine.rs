@@ -93,6 +93,11 @@ impl Engine {
         self.model.info()
     }
 
+    /// The model file being served.
+    pub fn model_path(&self) -> &std::path::Path {
+        self.model.path()
+    }
+
     /// Context window in tokens.
     pub fn n_ctx(&self) -> u32 {
         self.n_ctx

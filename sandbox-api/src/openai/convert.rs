@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sandbox_core::{ChatMessage, Engine, FunctionCall, SamplingParams, ToolCall};
+use sandbox_core::{ChatMessage, Engine, FunctionCall, JobRequest, SamplingParams, ToolCall};
 use serde_json::Value;
 
 use super::types::{Content, InMessage, ResponseFormat, Stop};
@@ -256,3 +256,28 @@ fn text_parts(param: &str, parts: &[Value]) -> Result<String, ApiError> {
     }
     Ok(texts.join("\n"))
 }
+
+/// The job of choice `i` of `n`: with a seed, each choice gets its own (else all would
+/// be the same).
+pub fn choice_job(job: &JobRequest, i: u32) -> JobRequest {
+    let mut job = job.clone();
+    job.sampling.seed = job.sampling.seed.map(|s| s.wrapping_add(i));
+    job
+}
+
+/// Builds [`SamplingFields`] from any request with the usual sampling fields.
+macro_rules! sampling_fields {
+    ($body:expr) => {
+        $crate::openai::convert::SamplingFields {
+            temperature: $body.temperature,
+            top_p: $body.top_p,
+            top_k: $body.top_k,
+            min_p: $body.min_p,
+            seed: $body.seed,
+            presence_penalty: $body.presence_penalty,
+            frequency_penalty: $body.frequency_penalty,
+            logit_bias: $body.logit_bias.as_ref(),
+        }
+    };
+}
+pub(crate) use sampling_fields;

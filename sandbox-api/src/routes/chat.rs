@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::sse::{self, SseSender};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
-use crate::openai::convert::{self, SamplingFields};
+use crate::openai::convert;
 use crate::openai::tools::{self, ParsedCall, ToolMode};
 use crate::openai::types::ChatCompletionRequest;
 use crate::state::{AppState, logprob_json, request_id, timings_json, unix_now};
@@ -26,19 +26,7 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
         Some(v) => convert::max_tokens(Some(v), "max_completion_tokens")?,
         None => convert::max_tokens(body.max_tokens, "max_tokens")?,
     };
-    let mut sampling = convert::sampling(
-        &SamplingFields {
-            temperature: body.temperature,
-            top_p: body.top_p,
-            top_k: body.top_k,
-            min_p: body.min_p,
-            seed: body.seed,
-            presence_penalty: body.presence_penalty,
-            frequency_penalty: body.frequency_penalty,
-            logit_bias: body.logit_bias.as_ref(),
-        },
-        engine,
-    )?;
+    let mut sampling = convert::sampling(&convert::sampling_fields!(body), engine)?;
     let logprobs = match (body.logprobs, body.top_logprobs) {
         (_, Some(k)) if k > 20 => {
             return Err(ApiError::invalid(
@@ -120,13 +108,6 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
     })
 }
 
-/// The job of choice `i`: with a seed, each choice gets its own (else all would match).
-fn job_for(plan: &Plan, i: u32) -> JobRequest {
-    let mut job = plan.job.clone();
-    job.sampling.seed = job.sampling.seed.map(|s| s.wrapping_add(i));
-    job
-}
-
 fn tool_calls_json(calls: &[ParsedCall]) -> Value {
     Value::Array(
         calls
@@ -172,7 +153,7 @@ pub async fn completions(
     state.check_model(&body.model)?;
     let plan = plan(&body, engine, &rid)?;
     let first = engine
-        .submit(job_for(&plan, 0))
+        .submit(convert::choice_job(&plan.job, 0))
         .map_err(|e| ApiError::from_engine(&e, &rid))?;
     let reader = ChoiceReader::new(first, plan.kind);
     let position = reader.position().unwrap_or(0);
@@ -199,7 +180,7 @@ pub async fn completions(
             Some(r) => r,
             None => ChoiceReader::new(
                 engine
-                    .submit(job_for(&plan, i))
+                    .submit(convert::choice_job(&plan.job, i))
                     .map_err(|e| ApiError::from_engine(&e, &rid))?,
                 plan.kind,
             ),
@@ -279,7 +260,7 @@ async fn stream(
     for i in 0..plan.n {
         let mut reader = match first.take() {
             Some(r) => r,
-            None => match engine.submit(job_for(&plan, i)) {
+            None => match engine.submit(convert::choice_job(&plan.job, i)) {
                 Ok(h) => ChoiceReader::new(h, plan.kind),
                 Err(e) => {
                     let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;

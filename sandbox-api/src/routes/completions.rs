@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::sse::{self, SseSender};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
-use crate::openai::convert::{self, SamplingFields};
+use crate::openai::convert;
 use crate::openai::types::{CompletionRequest, PromptField};
 use crate::state::{AppState, request_id, timings_json, unix_now};
 
@@ -54,19 +54,7 @@ fn job(
         ));
     }
     let (prompt, text) = prompt(&body.prompt)?;
-    let sampling = convert::sampling(
-        &SamplingFields {
-            temperature: body.temperature,
-            top_p: body.top_p,
-            top_k: body.top_k,
-            min_p: body.min_p,
-            seed: body.seed,
-            presence_penalty: body.presence_penalty,
-            frequency_penalty: body.frequency_penalty,
-            logit_bias: body.logit_bias.as_ref(),
-        },
-        engine,
-    )?;
+    let sampling = convert::sampling(&convert::sampling_fields!(body), engine)?;
     let job = JobRequest {
         prompt,
         sampling,
@@ -113,12 +101,6 @@ fn usage_json(u: &Usage) -> Value {
     })
 }
 
-fn job_for(job: &JobRequest, i: u32) -> JobRequest {
-    let mut job = job.clone();
-    job.sampling.seed = job.sampling.seed.map(|s| s.wrapping_add(i));
-    job
-}
-
 #[post("/completions")]
 pub async fn completions(
     req: HttpRequest,
@@ -137,7 +119,7 @@ pub async fn completions(
     };
     let first = ChoiceReader::new(
         engine
-            .submit(job_for(&job, 0))
+            .submit(convert::choice_job(&job, 0))
             .map_err(|e| ApiError::from_engine(&e, &rid))?,
         OutputKind::Text,
     );
@@ -166,7 +148,7 @@ pub async fn completions(
             Some(r) => r,
             None => ChoiceReader::new(
                 engine
-                    .submit(job_for(&job, i))
+                    .submit(convert::choice_job(&job, i))
                     .map_err(|e| ApiError::from_engine(&e, &rid))?,
                 OutputKind::Text,
             ),
@@ -241,7 +223,7 @@ async fn stream(
     for i in 0..n {
         let mut reader = match first.take() {
             Some(r) => r,
-            None => match engine.submit(job_for(&job, i)) {
+            None => match engine.submit(convert::choice_job(&job, i)) {
                 Ok(h) => ChoiceReader::new(h, OutputKind::Text),
                 Err(e) => {
                     let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;
