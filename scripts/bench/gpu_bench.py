@@ -43,13 +43,17 @@ def post(base, path, body):
         return json.loads(r.read())
 
 
-def measure_api(binary, model):
+def measure_api(binary, libs, model):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     used_before = int(smi("memory.used"))
     t0 = time.monotonic()
-    proc = subprocess.Popen([binary, "--model", str(model), "--listen", f"127.0.0.1:{port}", "--ctx", "8192"],
-                            stdout=subprocess.DEVNULL, stderr=open(f"/tmp/api-{model.stem}.log", "w"))
+    # Our binary runs on the CUDA build of its own llama.cpp version; llama-bench
+    # (another version) must not see these libraries.
+    env = {**os.environ, "LD_LIBRARY_PATH": libs}
+    extra = os.environ.get("API_ARGS", "").split()
+    proc = subprocess.Popen([binary, "--model", str(model), "--listen", f"127.0.0.1:{port}", "--ctx", "8192", *extra],
+                            stdout=subprocess.DEVNULL, stderr=open(f"/tmp/api-{model.stem}.log", "w"), env=env)
     try:
         while True:
             try:
@@ -103,9 +107,11 @@ def measure_peer(llama_bench, model):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--api", required=True)
+    p.add_argument("--api-libs", required=True, help="folder with the llama.cpp libraries for --api")
     p.add_argument("--llama-bench", required=True)
     p.add_argument("--models", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--no-peer", action="store_true", help="measure only sandbox-api (quick experiments)")
     a = p.parse_args()
     gpu, driver = smi("name"), smi("driver_version")
     bw = next((v for k, v in BANDWIDTH.items() if k in gpu), None)
@@ -114,7 +120,10 @@ def main():
              "| file | size | ready | VRAM | pp512 ours / llama-bench | pp4096 ours / llama-bench | tg128 ours / llama-bench | tg1024 ours / llama-bench | tg128 ours / peer | ceiling tg | ours / ceiling |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in a.models:
-        ours = measure_api(a.api, m)
+        if a.no_peer:
+            print(json.dumps({"model": m.name, "api_args": os.environ.get("API_ARGS", ""), "ours": measure_api(a.api, a.api_libs, m)}), flush=True)
+            continue
+        ours = measure_api(a.api, a.api_libs, m)
         peer = measure_peer(a.llama_bench, m)
         size = m.stat().st_size
         ceiling = bw / size if bw else float("nan")
