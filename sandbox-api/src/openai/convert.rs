@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use sandbox_core::{ChatMessage, Engine, FunctionCall, JobRequest, SamplingParams, ToolCall};
+use sandbox_core::{
+    ChatMessage, Engine, FunctionCall, JobRequest, SamplingParams, ToolCall, Usage,
+};
 use serde_json::Value;
 
 use super::types::{Content, InMessage, ResponseFormat, Stop};
@@ -281,3 +283,12 @@ macro_rules! sampling_fields {
     };
 }
 pub(crate) use sampling_fields;
+
+/// Adds one choice's usage to a request's: the prompt counts once, completions add up.
+pub fn add_usage(total: &mut Usage, choice: &Usage, first: bool) {
+    if first {
+        total.prompt_tokens = choice.prompt_tokens;
+        total.cached_prompt_tokens = choice.cached_prompt_tokens;
+    }
+    total.completion_tokens += choice.completion_tokens;
+}

@@ -134,14 +134,6 @@ fn usage_json(u: &Usage) -> Value {
     })
 }
 
-fn add_usage(total: &mut Usage, u: &Usage, first: bool) {
-    if first {
-        total.prompt_tokens = u.prompt_tokens;
-        total.cached_prompt_tokens = u.cached_prompt_tokens;
-    }
-    total.completion_tokens += u.completion_tokens;
-}
-
 #[post("/chat/completions")]
 pub async fn completions(
     req: HttpRequest,
@@ -204,7 +196,7 @@ pub async fn completions(
                 } => {
                     state.metrics.job(&u, &timings);
                     all_timings.push(timings_json(&timings));
-                    add_usage(&mut usage, &u, i == 0);
+                    convert::add_usage(&mut usage, &u, i == 0);
                     let mut message =
                         json!({"role": "assistant", "content": text, "refusal": null});
                     if let Some(calls) = &tool_calls {
@@ -297,7 +289,7 @@ async fn stream(
                     timings,
                 } => {
                     state.metrics.job(&u, &timings);
-                    add_usage(&mut usage, &u, i == 0);
+                    convert::add_usage(&mut usage, &u, i == 0);
                     if let Some(calls) = &tool_calls {
                         let delta = json!({"tool_calls": tool_calls_json(calls)});
                         if !tx

@@ -169,10 +169,7 @@ pub async fn completions(
                 } => {
                     state.metrics.job(&u, &timings);
                     all_timings.push(timings_json(&timings));
-                    if i == 0 {
-                        usage.prompt_tokens = u.prompt_tokens;
-                    }
-                    usage.completion_tokens += u.completion_tokens;
+                    convert::add_usage(&mut usage, &u, i == 0);
                     choices.push(json!({
                         "text": text,
                         "index": i,
@@ -257,10 +254,7 @@ async fn stream(
                     ..
                 }) => {
                     state.metrics.job(&u, &timings);
-                    if i == 0 {
-                        usage.prompt_tokens = u.prompt_tokens;
-                    }
-                    usage.completion_tokens += u.completion_tokens;
+                    convert::add_usage(&mut usage, &u, i == 0);
                     tx.json(&chunk(i, "", Value::Null, Value::from(finish_reason)))
                         .await
                 }
