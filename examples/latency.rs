@@ -39,6 +39,10 @@ struct Args {
     /// server's requests usually do.
     #[arg(long, default_value_t = 0)]
     pause_ms: u64,
+    /// Instead of --runs, run once per line read from stdin (lets a benchmark
+    /// interleave this process with others).
+    #[arg(long)]
+    on_demand: bool,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +51,18 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let engine = sandbox_examples::start_engine(args.model, args.ctx, args.threads)?;
-    for _ in 0..args.runs {
+    let mut lines = std::io::stdin().lines();
+    let mut remaining = args.runs;
+    loop {
+        if args.on_demand {
+            if lines.next().is_none() {
+                return Ok(());
+            }
+        } else if remaining == 0 {
+            return Ok(());
+        } else {
+            remaining -= 1;
+        }
         std::thread::sleep(std::time::Duration::from_millis(args.pause_ms));
         let job = sandbox_examples::job(
             Prompt::Chat {
@@ -84,6 +99,7 @@ fn run(args: Args) -> Result<(), String> {
                 0.0
             }
         );
+        // Flushed per run: the benchmark reads each line as it comes.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
     }
-    Ok(())
 }

@@ -67,13 +67,24 @@ def wait_http(url, timeout=60):
     raise RuntimeError(f"{url} not ready")
 
 
-def library_run(model, args):
-    """One measured run in a fresh process (its first run only fills the cache). Like
-    the servers' requests, it starts after a pause, from an idle engine."""
-    cmd = [str(TARGET / "release/examples/latency"), "--model", str(model), "--runs", "2", "--pause-ms", "500",
-           "--max-tokens", str(args.tokens), "--ctx", str(args.ctx), "--threads", str(args.threads), "--prompt", PROMPT]
-    lines = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
-    return json.loads(lines[-1])
+class Library:
+    """sandbox-core in its own process (examples/latency --on-demand): one run per request,
+    so its runs interleave with the servers' and see the same idle gaps."""
+
+    def __init__(self, model, args):
+        cmd = [str(TARGET / "release/examples/latency"), "--model", str(model), "--on-demand",
+               "--max-tokens", str(args.tokens), "--ctx", str(args.ctx), "--threads", str(args.threads),
+               "--prompt", PROMPT]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def start_sandbox_api(model, args):
@@ -119,16 +130,21 @@ def main():
     api_proc, api_base = start_sandbox_api(args.model, args)
     peer_server, peer_base = start_peer(args.model, args)
     auth = {"Authorization": "Bearer bench"}
+    library = Library(args.model, args)
     results = {"lib": [], "api": [], "peer": []}
     try:
-        http_run(api_base, args.tokens, banned, auth)  # fill the prompt caches
+        library.run()  # fill the prompt caches
+        http_run(api_base, args.tokens, banned, auth)
         http_run(peer_base, args.tokens, banned)
-        # Rounds interleave the targets so that machine noise hits all of them alike.
+        # Rounds interleave the targets, each after the same pause, so that machine
+        # noise and idle wake-ups hit all of them alike.
         for _ in range(args.runs):
-            results["lib"].append(library_run(args.model, args))
-            results["api"].append(http_run(api_base, args.tokens, banned, auth))
-            results["peer"].append(http_run(peer_base, args.tokens, banned))
+            for name, run in (("lib", library.run), ("api", lambda: http_run(api_base, args.tokens, banned, auth)),
+                              ("peer", lambda: http_run(peer_base, args.tokens, banned))):
+                time.sleep(0.3)
+                results[name].append(run())
     finally:
+        library.close()
         api_proc.send_signal(signal.SIGTERM)
         api_proc.wait()
         del peer_server
