@@ -64,6 +64,11 @@ impl SamplingParams {
 #[derive(Debug)]
 pub struct Sampler {
     pub(crate) inner: LlamaSampler,
+    /// Set for plain greedy decoding (logit biases allowed, nothing stateful): the
+    /// token is then the arg-max of the biased logits, read straight from the logits
+    /// instead of through llama.cpp's sampler chain, which copies the whole
+    /// vocabulary into a candidate array for every token.
+    pub(crate) greedy_bias: Option<Vec<(TokenId, f32)>>,
 }
 
 impl Sampler {
@@ -98,6 +103,11 @@ impl Sampler {
                 params.presence_penalty,
             ));
         }
+        let penalties = params.repeat_penalty != 1.0
+            || params.presence_penalty != 0.0
+            || params.frequency_penalty != 0.0;
+        let greedy_bias = (params.temperature <= 0.0 && params.grammar.is_none() && !penalties)
+            .then(|| params.logit_bias.clone());
         if params.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -115,6 +125,7 @@ impl Sampler {
         }
         Ok(Self {
             inner: LlamaSampler::chain_simple(chain),
+            greedy_bias,
         })
     }
 }

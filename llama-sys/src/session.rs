@@ -200,6 +200,9 @@ impl<'m> Session<'m> {
                 "no logits: prefill or push a token first".into(),
             ));
         }
+        if let Some(bias) = &sampler.greedy_bias {
+            return Ok(biased_argmax(self.ctx.get_logits_ith(-1), bias));
+        }
         Ok(sampler.inner.sample(&self.ctx, -1).0)
     }
 
@@ -261,5 +264,44 @@ impl<'m> Session<'m> {
             self.has_logits = false;
             LlamaError::Decode(e.to_string())
         })
+    }
+}
+
+/// The most likely token after adding `bias` (ties go to the lowest id, as llama.cpp's
+/// greedy sampler does).
+fn biased_argmax(logits: &[f32], bias: &[(TokenId, f32)]) -> TokenId {
+    let mut best = (f32::NEG_INFINITY, 0usize);
+    if bias.is_empty() {
+        for (i, &l) in logits.iter().enumerate() {
+            if l > best.0 {
+                best = (l, i);
+            }
+        }
+    } else {
+        let mut biased = logits.to_vec();
+        for &(t, b) in bias {
+            if let Some(l) = biased.get_mut(t as usize) {
+                *l += b;
+            }
+        }
+        for (i, &l) in biased.iter().enumerate() {
+            if l > best.0 {
+                best = (l, i);
+            }
+        }
+    }
+    best.1 as TokenId
+}
+
+#[cfg(test)]
+mod tests {
+    use super::biased_argmax;
+
+    #[test]
+    fn argmax_honours_bias_and_ties() {
+        let logits = [0.5, 2.0, 2.0, -1.0];
+        assert_eq!(biased_argmax(&logits, &[]), 1);
+        assert_eq!(biased_argmax(&logits, &[(1, f32::NEG_INFINITY)]), 2);
+        assert_eq!(biased_argmax(&logits, &[(3, 10.0)]), 3);
     }
 }

@@ -420,3 +420,24 @@ fn logprobs_describe_the_greedy_choice() {
         assert!(lp.top.windows(2).all(|w| w[0].1 >= w[1].1));
     }
 }
+
+#[test]
+fn engine_greedy_matches_llama_cpps_greedy_sampler() {
+    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+    let engine = common::engine(common::smollm2(), 2048, 4);
+    let prompt = engine.tokenize("The history of the printing press", true).unwrap();
+    let mut job = greedy("", 24);
+    job.prompt = Prompt::Tokens(prompt.clone());
+    job.limits.ignore_eos = true;
+    let ours = engine.submit(job).unwrap().wait().unwrap().tokens;
+    let model = Model::load(&common::smollm2(), &ModelParams::default()).unwrap();
+    let mut session = model
+        .session(&SessionParams {
+            n_ctx: 2048,
+            n_threads: Some(1),
+            ..SessionParams::default()
+        })
+        .unwrap();
+    let bare = bare_greedy_decode(&mut session, &prompt, 24).unwrap().tokens;
+    assert_eq!(ours, bare, "the arg-max fast path must pick what llama.cpp's greedy sampler picks");
+}
