@@ -83,7 +83,9 @@ fn run(args: Args) -> Result<(), String> {
             .submit(job)
             .and_then(|h| h.wait())
             .map_err(|e| e.to_string())?;
-        if out.usage.cached_prompt_tokens > 1 {
+        // Prompts differ from their first word on; only BOS (and a word-start piece on
+        // SentencePiece models) may be shared.
+        if out.usage.cached_prompt_tokens > 2 {
             return Err(format!(
                 "prefill run reused {} cached tokens",
                 out.usage.cached_prompt_tokens

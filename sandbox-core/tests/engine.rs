@@ -425,7 +425,9 @@ fn logprobs_describe_the_greedy_choice() {
 fn engine_greedy_matches_llama_cpps_greedy_sampler() {
     use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
     let engine = common::engine(common::smollm2(), 2048, 4);
-    let prompt = engine.tokenize("The history of the printing press", true).unwrap();
+    let prompt = engine
+        .tokenize("The history of the printing press", true)
+        .unwrap();
     let mut job = greedy("", 24);
     job.prompt = Prompt::Tokens(prompt.clone());
     job.limits.ignore_eos = true;
@@ -438,6 +440,11 @@ fn engine_greedy_matches_llama_cpps_greedy_sampler() {
             ..SessionParams::default()
         })
         .unwrap();
-    let bare = bare_greedy_decode(&mut session, &prompt, 24).unwrap().tokens;
-    assert_eq!(ours, bare, "the arg-max fast path must pick what llama.cpp's greedy sampler picks");
+    let bare = bare_greedy_decode(&mut session, &prompt, 24)
+        .unwrap()
+        .tokens;
+    assert_eq!(
+        ours, bare,
+        "the arg-max fast path must pick what llama.cpp's greedy sampler picks"
+    );
 }
