@@ -1,0 +1,162 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sandbox-ui-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn passwords_are_argon2_hashed_and_checked() {
+    let s = Store::open(&dir("users")).unwrap();
+    let u = s.create_user("admin", "correct horse").unwrap();
+    assert!(u.password_hash.starts_with("$argon2id$"));
+    assert!(!u.password_hash.contains("correct horse"));
+    assert!(s.verify_password("admin", "correct horse").unwrap());
+    assert!(!s.verify_password("admin", "wrong").unwrap());
+    assert!(!s.verify_password("nobody", "correct horse").unwrap());
+    assert!(matches!(
+        s.create_user("admin", "x"),
+        Err(StoreError::UserExists(_))
+    ));
+    s.set_password("admin", "new one").unwrap();
+    assert!(s.verify_password("admin", "new one").unwrap());
+    assert!(!s.verify_password("admin", "correct horse").unwrap());
+}
+
+#[test]
+fn sessions_expire_and_can_be_ended() {
+    let s = Store::open(&dir("sessions")).unwrap();
+    let live = s.create_session("admin", 3600).unwrap();
+    assert_eq!(live.token.len(), 64);
+    assert_ne!(live.token, live.csrf);
+    assert_eq!(s.session(&live.token).unwrap().unwrap().user, "admin");
+    let dead = s.create_session("admin", 0).unwrap();
+    assert!(s.session(&dead.token).unwrap().is_none());
+    s.delete_session(&live.token).unwrap();
+    assert!(s.session(&live.token).unwrap().is_none());
+    assert!(s.session("made-up").unwrap().is_none());
+}
+
+#[test]
+fn conversations_and_messages_survive_reopening() {
+    let d = dir("persist");
+    let id = {
+        let s = Store::open(&d).unwrap();
+        let mut c = s.create_conversation("admin", "New chat").unwrap();
+        s.add_message(
+            &mut c,
+            "user",
+            "What is the capital of France?\nThanks",
+            MessageStatus::Complete,
+        )
+        .unwrap();
+        let mut answer = s
+            .add_message(&mut c, "assistant", "", MessageStatus::Streaming)
+            .unwrap();
+        answer.content.push_str("Paris");
+        s.update_message(&answer).unwrap();
+        c.id
+        // Dropped without a clean shutdown: what was flushed must be there.
+    };
+    let s = Store::open(&d).unwrap();
+    let c = s.conversation("admin", id).unwrap();
+    assert_eq!(c.title, "What is the capital of France?");
+    let msgs = s.messages(id).unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(
+        (msgs[1].content.as_str(), msgs[1].status),
+        ("Paris", MessageStatus::Streaming)
+    );
+    assert!(matches!(
+        s.conversation("someone-else", id),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn listing_is_newest_first_and_delete_removes_messages() {
+    let s = Store::open(&dir("list")).unwrap();
+    let mut a = s.create_conversation("u", "a").unwrap();
+    let mut b = s.create_conversation("u", "b").unwrap();
+    s.create_conversation("other", "not mine").unwrap();
+    b.updated += 10;
+    s.save_conversation(&b).unwrap();
+    let titles: Vec<_> = s
+        .conversations("u")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.title)
+        .collect();
+    assert_eq!(titles, ["b", "a"]);
+    s.add_message(&mut a, "user", "hi", MessageStatus::Complete)
+        .unwrap();
+    s.delete_conversation("u", a.id).unwrap();
+    assert!(s.messages(a.id).unwrap().is_empty());
+    assert_eq!(s.conversations("u").unwrap().len(), 1);
+}
+
+#[test]
+fn truncate_drops_the_tail_for_regenerate() {
+    let s = Store::open(&dir("truncate")).unwrap();
+    let mut c = s.create_conversation("u", "t").unwrap();
+    for (role, text) in [
+        ("user", "1"),
+        ("assistant", "2"),
+        ("user", "3"),
+        ("assistant", "4"),
+    ] {
+        s.add_message(&mut c, role, text, MessageStatus::Complete)
+            .unwrap();
+    }
+    s.truncate(c.id, 3).unwrap();
+    let left: Vec<_> = s
+        .messages(c.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(left, ["1", "2", "3"]);
+    let next = s
+        .add_message(&mut c, "assistant", "4b", MessageStatus::Complete)
+        .unwrap();
+    assert_eq!(next.seq, 3);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let d = dir("schema");
+    {
+        let db = sled::open(&d).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &99u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(
+        Store::open(&d),
+        Err(StoreError::NewerSchema { found: 99 })
+    ));
+}
+
+#[test]
+fn titles_and_exports() {
+    assert_eq!(title_from("\n  Hello there \nsecond"), "Hello there");
+    let long = "Please explain in detail how the transformer architecture handles very long inputs";
+    let t = title_from(long);
+    assert!(t.ends_with('…') && t.chars().count() <= 49, "{t}");
+    let s = Store::open(&dir("export")).unwrap();
+    let mut c = s.create_conversation("u", "x").unwrap();
+    s.add_message(&mut c, "user", "Hi", MessageStatus::Complete)
+        .unwrap();
+    s.add_message(&mut c, "assistant", "Hello!", MessageStatus::Stopped)
+        .unwrap();
+    let msgs = s.messages(c.id).unwrap();
+    let md = to_markdown(&c, &msgs);
+    assert!(md.starts_with("# Hi\n") && md.contains("**Assistant** (stopped):\n\nHello!"));
+    let j = to_json(&c, &msgs);
+    assert_eq!(j["messages"][1]["status"], "stopped");
+}
