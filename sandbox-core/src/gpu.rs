@@ -48,10 +48,10 @@ pub fn check_fit(device: &GpuDevice, shape: &GgufShape, n_ctx: u32) -> Result<Gp
         // Round down to a multiple of 256 tokens, as llama.cpp pads the cache.
         let max_ctx = max_ctx / 256 * 256;
         format!(
-            "the largest context that fits is {max_ctx} tokens: set --ctx {max_ctx} (or smaller), or use an instance with more GPU memory"
+            "the largest context that fits is {max_ctx} tokens: set --ctx {max_ctx} (or smaller), or use an instance with more GPU memory (Linode g2-gpu-rtx4000a1-s has 20 GB)"
         )
     } else {
-        "the weights alone do not fit: use a smaller quantization (Q4_K_M needs about 5 GiB with an 8k context) or an instance with more GPU memory (the RTX 4000 Ada plans have 20 GB per GPU)".into()
+        "the weights alone do not fit: use a smaller quantization (Q4_K_M needs about 5 GiB with an 8k context) or an instance with more GPU memory, e.g. Linode g2-gpu-rtx4000a1-s (one RTX 4000 Ada, 20 GB) or g2-gpu-rtx4000a2-s (two, 40 GB)".into()
     };
     Err(format!(
         "{} ({}) has {:.1} GiB free of {:.1} GiB, but this model needs {:.1} GiB: {:.1} GiB of weights + {:.1} GiB of KV cache for {n_ctx} tokens + {:.1} GiB of overhead; {advice}",
@@ -114,6 +114,9 @@ mod tests {
         // (7 GiB - 4.07 GiB - 1 GiB) / 128 KiB = 15,790 tokens, rounded down to 256.
         assert!(err.contains("--ctx 15616"), "{err}");
         let err = check_fit(&gpu(4.0), &mistral_q4(), 4096).unwrap_err();
-        assert!(err.contains("weights alone do not fit"), "{err}");
+        assert!(
+            err.contains("weights alone do not fit") && err.contains("g2-gpu-rtx4000a1-s"),
+            "{err}"
+        );
     }
 }
