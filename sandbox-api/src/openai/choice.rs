@@ -70,6 +70,24 @@ impl ChoiceReader {
         }
     }
 
+    /// The reader of choice `i`: the one already submitted for the first choice, else
+    /// a new job (choices run one after another, each through the queue).
+    pub fn for_choice(
+        first: &mut Option<ChoiceReader>,
+        engine: &sandbox_core::Engine,
+        job: &sandbox_core::JobRequest,
+        i: u32,
+        kind: OutputKind,
+    ) -> Result<Self, EngineError> {
+        match first.take() {
+            Some(r) => Ok(r),
+            None => Ok(Self::new(
+                engine.submit(super::convert::choice_job(job, i))?,
+                kind,
+            )),
+        }
+    }
+
     /// The job's queue position at the moment of asking.
     pub fn position(&self) -> Option<usize> {
         self.handle.position()

@@ -168,15 +168,8 @@ pub async fn completions(
     let mut all_timings = Vec::new();
     let mut reader = Some(reader);
     for i in 0..plan.n {
-        let mut r = match reader.take() {
-            Some(r) => r,
-            None => ChoiceReader::new(
-                engine
-                    .submit(convert::choice_job(&plan.job, i))
-                    .map_err(|e| ApiError::from_engine(&e, &rid))?,
-                plan.kind,
-            ),
-        };
+        let mut r = ChoiceReader::for_choice(&mut reader, engine, &plan.job, i, plan.kind)
+            .map_err(|e| ApiError::from_engine(&e, &rid))?;
         let mut text = String::new();
         let mut logprobs = Vec::new();
         while let Some(ev) = r.next().await {
@@ -250,16 +243,13 @@ async fn stream(
     let mut usage = Usage::default();
     let mut first = Some(first);
     for i in 0..plan.n {
-        let mut reader = match first.take() {
-            Some(r) => r,
-            None => match engine.submit(convert::choice_job(&plan.job, i)) {
-                Ok(h) => ChoiceReader::new(h, plan.kind),
-                Err(e) => {
-                    let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;
-                    let _ = tx.done().await;
-                    return;
-                }
-            },
+        let mut reader = match ChoiceReader::for_choice(&mut first, engine, &plan.job, i, plan.kind)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tx.fail(&ApiError::from_engine(&e, &rid)).await;
+                return;
+            }
         };
         let role = json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]);
         if !tx.json(&chunk(role)).await {
@@ -269,8 +259,7 @@ async fn stream(
             let ev = match ev {
                 Ok(ev) => ev,
                 Err(e) => {
-                    let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;
-                    let _ = tx.done().await;
+                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
                     return;
                 }
             };

@@ -144,15 +144,8 @@ pub async fn completions(
     let mut all_timings = Vec::new();
     let mut first = Some(first);
     for i in 0..n {
-        let mut reader = match first.take() {
-            Some(r) => r,
-            None => ChoiceReader::new(
-                engine
-                    .submit(convert::choice_job(&job, i))
-                    .map_err(|e| ApiError::from_engine(&e, &rid))?,
-                OutputKind::Text,
-            ),
-        };
+        let mut reader = ChoiceReader::for_choice(&mut first, engine, &job, i, OutputKind::Text)
+            .map_err(|e| ApiError::from_engine(&e, &rid))?;
         let mut text = echo.clone();
         let mut lps = Vec::new();
         while let Some(ev) = reader.next().await {
@@ -218,17 +211,14 @@ async fn stream(
     let mut usage = Usage::default();
     let mut first = Some(first);
     for i in 0..n {
-        let mut reader = match first.take() {
-            Some(r) => r,
-            None => match engine.submit(convert::choice_job(&job, i)) {
-                Ok(h) => ChoiceReader::new(h, OutputKind::Text),
+        let mut reader =
+            match ChoiceReader::for_choice(&mut first, engine, &job, i, OutputKind::Text) {
+                Ok(r) => r,
                 Err(e) => {
-                    let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;
-                    let _ = tx.done().await;
+                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
                     return;
                 }
-            },
-        };
+            };
         if !echo.is_empty() && !tx.json(&chunk(i, &echo, Value::Null, Value::Null)).await {
             return;
         }
@@ -236,8 +226,7 @@ async fn stream(
         while let Some(ev) = reader.next().await {
             let sent = match ev {
                 Err(e) => {
-                    let _ = tx.json(&ApiError::from_engine(&e, &rid).body()).await;
-                    let _ = tx.done().await;
+                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
                     return;
                 }
                 Ok(ChoiceEvent::Content { text, logprobs }) => {

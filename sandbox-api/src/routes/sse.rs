@@ -30,6 +30,13 @@ impl SseSender {
         self.0.send(Bytes::from(s)).await.is_ok()
     }
 
+    /// Ends the stream with an error object (OpenAI streams errors as data) and
+    /// `[DONE]`.
+    pub async fn fail(&self, error: &crate::error::ApiError) {
+        let _ = self.json(&error.body()).await;
+        let _ = self.done().await;
+    }
+
     /// Resolves when the client has disconnected.
     pub async fn closed(&self) {
         self.0.closed().await;
