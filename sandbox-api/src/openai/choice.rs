@@ -21,6 +21,8 @@ pub enum OutputKind {
 /// What a choice produced.
 #[derive(Debug)]
 pub enum ChoiceEvent {
+    /// Still waiting in the queue behind `position` jobs (sent as it changes).
+    Queued { position: usize },
     /// Visible text and the log-probabilities of the tokens behind it.
     Content {
         text: String,
@@ -107,7 +109,10 @@ impl ChoiceReader {
                     self.done = true;
                     return Some(Err(EngineError::Stopped));
                 }
-                Some(JobEvent::Queued { .. } | JobEvent::Started { .. }) => {}
+                Some(JobEvent::Queued { position }) => {
+                    return Some(Ok(ChoiceEvent::Queued { position }));
+                }
+                Some(JobEvent::Started { .. }) => {}
                 Some(JobEvent::Token { text, logprob, .. }) => {
                     self.logprobs.extend(logprob);
                     self.text(text);

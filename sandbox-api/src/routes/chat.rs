@@ -174,6 +174,7 @@ pub async fn completions(
         let mut logprobs = Vec::new();
         while let Some(ev) = r.next().await {
             match ev.map_err(|e| ApiError::from_engine(&e, &rid))? {
+                ChoiceEvent::Queued { .. } => {}
                 ChoiceEvent::Content {
                     text: t,
                     logprobs: l,
@@ -264,6 +265,7 @@ async fn stream(
                 }
             };
             let sent = match ev {
+                ChoiceEvent::Queued { position } => tx.queue_position(position).await,
                 ChoiceEvent::Content { text, logprobs } => {
                     let lp = plan.job.logprobs.map(|_| {
                         json!({"content": logprobs.iter().map(|lp| logprob_json(engine, lp)).collect::<Vec<_>>()})

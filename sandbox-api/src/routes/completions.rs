@@ -150,6 +150,7 @@ pub async fn completions(
         let mut lps = Vec::new();
         while let Some(ev) = reader.next().await {
             match ev.map_err(|e| ApiError::from_engine(&e, &rid))? {
+                ChoiceEvent::Queued { .. } => {}
                 ChoiceEvent::Content { text: t, logprobs } => {
                     text.push_str(&t);
                     lps.extend(logprobs);
@@ -229,6 +230,7 @@ async fn stream(
                     tx.fail(&ApiError::from_engine(&e, &rid)).await;
                     return;
                 }
+                Ok(ChoiceEvent::Queued { position }) => tx.queue_position(position).await,
                 Ok(ChoiceEvent::Content { text, logprobs }) => {
                     let lp = job
                         .logprobs

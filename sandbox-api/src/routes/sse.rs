@@ -21,6 +21,12 @@ impl SseSender {
         self.raw(format!("data: {value}\n\n")).await
     }
 
+    /// Tells a waiting client its queue position as an SSE comment, which OpenAI
+    /// clients skip and the UI shows ("2 requests ahead of you").
+    pub async fn queue_position(&self, position: usize) -> bool {
+        self.raw(format!(": queue-position {position}\n\n")).await
+    }
+
     /// Sends the final `data: [DONE]`.
     pub async fn done(&self) -> bool {
         self.raw("data: [DONE]\n\n".to_owned()).await
