@@ -1,5 +1,19 @@
-//! `sandbox-ui`'s library side: the history store (users, sessions, conversations,
-//! messages in sled). The pages and their wiring come in the binary.
+//! `sandbox-ui`: AI Sandbox's browser chat. Pages are minijinja templates with assets
+//! compiled in; history (users, sessions, conversations, messages) lives in sled; every
+//! answer comes from sandbox-api over HTTP, so chat and API share one model and one
+//! queue.
 #![forbid(unsafe_code)]
 
+pub mod api_client;
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod generation;
+pub mod login_limit;
+pub mod middleware;
+pub mod pages;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod state;
 pub mod store;

@@ -10,11 +10,12 @@ pub fn to_markdown(c: &Conversation, messages: &[Message]) -> String {
     }
     for m in messages {
         let who = if m.role == "user" { "You" } else { "Assistant" };
-        let note = match m.status {
-            MessageStatus::Stopped => " (stopped)",
-            MessageStatus::Failed => " (failed)",
-            MessageStatus::Streaming => " (incomplete)",
-            MessageStatus::Complete => "",
+        let note = match (m.status, &m.error) {
+            (MessageStatus::Stopped, _) => " (stopped)".to_owned(),
+            (MessageStatus::Failed, Some(e)) => format!(" (failed: {e})"),
+            (MessageStatus::Failed, None) => " (failed)".to_owned(),
+            (MessageStatus::Streaming, _) => " (incomplete)".to_owned(),
+            (MessageStatus::Complete, _) => String::new(),
         };
         out.push_str(&format!("**{who}**{note}:\n\n{}\n\n", m.content));
     }
@@ -35,6 +36,7 @@ pub fn to_json(c: &Conversation, messages: &[Message]) -> serde_json::Value {
             "role": m.role,
             "content": m.content,
             "status": m.status,
+            "error": m.error,
             "created": m.created,
         })).collect::<Vec<_>>(),
     })

@@ -150,7 +150,8 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn random_token() -> String {
+/// 256 random bits as hex (session tokens, CSRF tokens).
+pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -172,7 +173,12 @@ fn message_key(conversation: u64, seq: u64) -> [u8; 16] {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir)?;
+        // sled's default page cache is 1 GiB; the history is small and the UI should
+        // stay a few tens of MB next to the model.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 << 20)
+            .open()?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
             None => {
@@ -226,6 +232,20 @@ impl Store {
         }
         self.flush()?;
         Ok(user)
+    }
+
+    /// Whether any account exists.
+    pub fn has_users(&self) -> Result<bool, StoreError> {
+        Ok(!self.users.is_empty())
+    }
+
+    /// Account names.
+    pub fn user_names(&self) -> Result<Vec<String>, StoreError> {
+        self.users
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
     }
 
     /// Whether `password` is the user's (false for unknown users, after the same work).
@@ -282,6 +302,41 @@ impl Store {
     pub fn delete_session(&self, token: &str) -> Result<(), StoreError> {
         self.sessions.remove(token)?;
         self.flush()
+    }
+
+    /// Ends every session of `user` but `keep` (after a password change).
+    pub fn delete_sessions_of(&self, user: &str, keep: &str) -> Result<(), StoreError> {
+        for kv in self.sessions.iter() {
+            let (k, v) = kv?;
+            let s: Session = decode(&v)?;
+            if s.user == user && s.token != keep {
+                self.sessions.remove(k)?;
+            }
+        }
+        self.flush()
+    }
+
+    /// Marks answers left `streaming` by a crash or restart as failed (their text is
+    /// kept); returns how many. Run at start-up, before anything streams.
+    pub fn recover_interrupted(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.messages.iter() {
+            let (k, v) = kv?;
+            let mut m: Message = decode(&v)?;
+            if m.status == MessageStatus::Streaming {
+                m.status = MessageStatus::Failed;
+                m.error = Some(
+                    "interrupted: the chat server restarted while this answer was being written"
+                        .into(),
+                );
+                self.messages.insert(k, encode(&m)?)?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.flush()?;
+        }
+        Ok(n)
     }
 
     /// Starts a conversation.

@@ -160,3 +160,39 @@ fn titles_and_exports() {
     let j = to_json(&c, &msgs);
     assert_eq!(j["messages"][1]["status"], "stopped");
 }
+
+#[test]
+fn interrupted_answers_are_marked_failed_with_their_text_kept() {
+    let s = Store::open(&dir("recover")).unwrap();
+    let mut c = s.create_conversation("admin", "New chat").unwrap();
+    s.add_message(&mut c, "user", "Hi", MessageStatus::Complete)
+        .unwrap();
+    let mut a = s
+        .add_message(&mut c, "assistant", "", MessageStatus::Streaming)
+        .unwrap();
+    a.content = "Half an ans".into();
+    s.update_message(&a).unwrap();
+    assert_eq!(s.recover_interrupted().unwrap(), 1);
+    let m = s.messages(c.id).unwrap();
+    assert_eq!(m[1].status, MessageStatus::Failed);
+    assert_eq!(m[1].content, "Half an ans");
+    assert!(m[1].error.as_deref().unwrap().contains("interrupted"));
+    assert_eq!(m[0].status, MessageStatus::Complete);
+    assert_eq!(s.recover_interrupted().unwrap(), 0);
+}
+
+#[test]
+fn password_change_can_end_the_other_sessions() {
+    let s = Store::open(&dir("other-sessions")).unwrap();
+    assert!(!s.has_users().unwrap());
+    s.create_user("admin", "pw-one-long").unwrap();
+    assert!(s.has_users().unwrap());
+    assert_eq!(s.user_names().unwrap(), vec!["admin".to_owned()]);
+    let mine = s.create_session("admin", 3600).unwrap();
+    let other = s.create_session("admin", 3600).unwrap();
+    let someone_else = s.create_session("bob", 3600).unwrap();
+    s.delete_sessions_of("admin", &mine.token).unwrap();
+    assert!(s.session(&mine.token).unwrap().is_some());
+    assert!(s.session(&other.token).unwrap().is_none());
+    assert!(s.session(&someone_else.token).unwrap().is_some());
+}

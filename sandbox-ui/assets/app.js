@@ -1,0 +1,501 @@
+// The chat page: sending and streaming, stop, regenerate and edit, the sidebar,
+// per-chat settings, and the model-state banner. History lives on the server; this
+// file only shows it.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const md = window.SandboxMarkdown;
+  const chat = $("chat");
+  const messages = $("messages");
+  const input = $("input");
+  const sendButton = $("send");
+  const stopButton = $("stop");
+  const queueNote = $("queue-note");
+  const composerError = $("composer-error");
+
+  let conversation = chat.dataset.conversation || null;
+  let busy = false;
+  let editing = false;
+  let pendingSettings = null;
+
+  // ---- helpers --------------------------------------------------------------
+
+  async function post(path, body) {
+    const resp = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {}),
+    });
+    if (resp.status === 401) { toLogin(); throw new Error("Your session has ended."); }
+    if (!resp.ok) throw new Error(await errorText(resp));
+    return resp;
+  }
+
+  async function errorText(resp) {
+    try {
+      const body = await resp.json();
+      return (body.error && body.error.message) || resp.statusText;
+    } catch (_) {
+      return "The chat server answered " + resp.status + ".";
+    }
+  }
+
+  function toLogin() {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname);
+  }
+
+  function showError(text) {
+    composerError.textContent = text || "";
+    composerError.hidden = !text;
+  }
+
+  function nearBottom() {
+    return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 120;
+  }
+
+  function scrollDown(force) {
+    if (force || nearBottom()) messages.scrollTop = messages.scrollHeight;
+  }
+
+  // ---- messages -------------------------------------------------------------
+
+  function setText(article, text) {
+    article._raw = text;
+    const box = article.querySelector(".md");
+    box.replaceChildren(md.render(text));
+  }
+
+  // Re-rendering Markdown per token is wasteful; once per frame is what the eye sees.
+  function scheduleRender(article) {
+    if (article._pending) return;
+    article._pending = true;
+    requestAnimationFrame(() => {
+      article._pending = false;
+      const stick = nearBottom();
+      setText(article, article._raw);
+      if (stick) scrollDown(true);
+    });
+  }
+
+  function addMessage(role, text, status) {
+    const welcome = $("welcome");
+    if (welcome) welcome.remove();
+    const a = document.createElement("article");
+    a.className = "message " + role;
+    a.dataset.status = status || "complete";
+    const box = document.createElement("div");
+    box.className = "md";
+    a.appendChild(box);
+    messages.appendChild(a);
+    setText(a, text || "");
+    return a;
+  }
+
+  function setStatus(article, status, error) {
+    article.dataset.status = status;
+    article.querySelectorAll(".status-note, .typing").forEach((n) => n.remove());
+    if (status === "stopped" || status === "failed") {
+      const note = document.createElement("p");
+      note.className = "status-note" + (status === "failed" ? " error-text" : "");
+      note.textContent = status === "stopped" ? "Stopped." : (error || "The answer failed.");
+      article.appendChild(note);
+    }
+  }
+
+  function lastOf(role) {
+    const all = messages.querySelectorAll("article.message." + role);
+    return all.length ? all[all.length - 1] : null;
+  }
+
+  function refreshActions() {
+    messages.querySelectorAll(".actions").forEach((n) => n.remove());
+    if (busy) return;
+    const last = messages.querySelector("article.message:last-of-type");
+    const lastUser = lastOf("user");
+    if (last && last.classList.contains("assistant")) {
+      addAction(last, "Regenerate", "regenerate", () => send("regenerate"));
+      addAction(last, "Copy", "copy-answer", async (b) => {
+        await md.copyText(last._raw || "");
+        b.textContent = "Copied";
+        setTimeout(() => { b.textContent = "Copy"; }, 1500);
+      });
+    }
+    if (lastUser) {
+      addAction(lastUser, "Edit", "edit", () => startEdit(lastUser));
+    }
+  }
+
+  function addAction(article, label, cls, onClick) {
+    let bar = article.querySelector(".actions");
+    if (!bar) {
+      bar = document.createElement("div");
+      bar.className = "actions";
+      article.appendChild(bar);
+    }
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "small " + cls;
+    b.textContent = label;
+    b.addEventListener("click", () => onClick(b));
+    bar.appendChild(b);
+  }
+
+  function startEdit(article) {
+    editing = true;
+    input.value = article._raw || "";
+    autosize();
+    input.focus();
+    queueNote.textContent = "Editing your last question: Send resends it, Esc cancels.";
+    queueNote.hidden = false;
+  }
+
+  function stopEditing() {
+    editing = false;
+    queueNote.hidden = true;
+  }
+
+  // ---- sending and streaming ------------------------------------------------
+
+  function setBusy(on) {
+    busy = on;
+    sendButton.hidden = on;
+    stopButton.hidden = !on;
+    stopButton.disabled = false;
+    refreshActions();
+  }
+
+  function showQueue(position) {
+    queueNote.hidden = false;
+    queueNote.textContent = position > 0
+      ? position + (position === 1 ? " request" : " requests") + " ahead of you…"
+      : "Waiting for the model…";
+  }
+
+  function onStart(ev) {
+    const isNew = conversation !== String(ev.conversation);
+    conversation = String(ev.conversation);
+    chat.dataset.conversation = conversation;
+    $("chat-title").textContent = ev.title;
+    document.title = ev.title + " · AI Sandbox";
+    if (isNew) {
+      history.replaceState(null, "", "/c/" + conversation);
+      addExportLinks();
+    }
+    sidebarTop(conversation, ev.title);
+  }
+
+  async function follow(resp, answer) {
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let done = false;
+    answer._raw = answer._raw || "";
+    try {
+      for (;;) {
+        const { value, done: end } = await reader.read();
+        if (end) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const chunk = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          for (const line of chunk.split("\n")) {
+            if (!line.startsWith("data: ")) continue;
+            const ev = JSON.parse(line.slice(6));
+            if (ev.type === "start") onStart(ev);
+            else if (ev.type === "snapshot") { answer._raw = ev.content; scheduleRender(answer); }
+            else if (ev.type === "queued") showQueue(ev.position);
+            else if (ev.type === "delta") {
+              queueNote.hidden = true;
+              answer._raw += ev.text;
+              scheduleRender(answer);
+            } else if (ev.type === "done") {
+              done = true;
+              setText(answer, answer._raw);
+              setStatus(answer, ev.status, ev.error);
+            }
+          }
+        }
+      }
+    } catch (_) {
+      // The connection broke; handled below.
+    }
+    if (!done) {
+      setStatus(answer, "failed", "The connection to the chat server was lost. The answer may still be written on the server: reload the page to see it.");
+    }
+    queueNote.hidden = true;
+    setBusy(false);
+    scrollDown(false);
+  }
+
+  function typing(article) {
+    const t = document.createElement("p");
+    t.className = "typing";
+    t.setAttribute("aria-label", "The model is writing");
+    t.textContent = "●●●";
+    article.appendChild(t);
+  }
+
+  async function send(action) {
+    if (busy) return;
+    const text = input.value;
+    if ((action === "send" || action === "edit") && !text.trim()) return;
+    showError("");
+    const body = { conversation: conversation, action: action };
+    if (action !== "regenerate") body.content = text;
+    if (!conversation && pendingSettings) body.settings = pendingSettings;
+
+    // Show the exchange at once; the server stores the question before the model sees it.
+    const removed = [];
+    if (action === "regenerate") {
+      const last = lastOf("assistant");
+      if (last && last === messages.querySelector("article.message:last-of-type")) { removed.push(last); last.remove(); }
+    } else if (action === "edit") {
+      const lastUser = lastOf("user");
+      let n = lastUser;
+      while (n) { const next = n.nextElementSibling; removed.push(n); n.remove(); n = next; }
+    }
+    let question = null;
+    if (action !== "regenerate") {
+      question = addMessage("user", text);
+      input.value = "";
+      autosize();
+    }
+    stopEditing();
+    const answer = addMessage("assistant", "", "streaming");
+    typing(answer);
+    setBusy(true);
+    scrollDown(true);
+
+    let resp;
+    try {
+      resp = await post("/app/chat", body);
+    } catch (e) {
+      answer.remove();
+      if (question) { question.remove(); input.value = text; autosize(); }
+      removed.forEach((n) => messages.appendChild(n));
+      showError(e.message);
+      setBusy(false);
+      return;
+    }
+    pendingSettings = null;
+    await follow(resp, answer);
+  }
+
+  async function stop() {
+    if (!conversation) return;
+    stopButton.disabled = true;
+    try {
+      await post("/app/c/" + conversation + "/stop");
+    } catch (e) {
+      showError(e.message);
+      stopButton.disabled = false;
+    }
+  }
+
+  // A page opened while an answer is being written follows it.
+  async function attach() {
+    const answer = lastOf("assistant");
+    if (!answer) return;
+    answer._raw = "";
+    setBusy(true);
+    const resp = await fetch("/app/c/" + conversation + "/stream");
+    if (!resp.ok) { setBusy(false); return; }
+    await follow(resp, answer);
+  }
+
+  // ---- composer -------------------------------------------------------------
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 240) + "px";
+  }
+
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    send(editing ? "edit" : "send");
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send(editing ? "edit" : "send");
+    } else if (e.key === "Escape" && editing) {
+      stopEditing();
+      input.value = "";
+      autosize();
+    }
+  });
+  input.addEventListener("input", autosize);
+  stopButton.addEventListener("click", stop);
+
+  // ---- sidebar --------------------------------------------------------------
+
+  const list = $("conversation-list");
+
+  function sidebarTop(id, title) {
+    let li = list.querySelector('li[data-id="' + id + '"]');
+    const empty = list.querySelector("li.empty");
+    if (empty) empty.remove();
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.id = id;
+      const a = document.createElement("a");
+      a.className = "conv-link";
+      a.href = "/c/" + id;
+      li.appendChild(a);
+      const actions = document.createElement("span");
+      actions.className = "conv-actions";
+      for (const [cls, label, glyph] of [["rename", "Rename", "✎"], ["delete", "Delete", "✕"]]) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "icon " + cls;
+        b.title = label;
+        b.setAttribute("aria-label", label);
+        b.textContent = glyph;
+        actions.appendChild(b);
+      }
+      li.appendChild(actions);
+    }
+    li.querySelector(".conv-link").textContent = title;
+    list.querySelectorAll("li.active").forEach((n) => { n.classList.remove("active"); n.removeAttribute("aria-current"); });
+    li.classList.add("active");
+    li.setAttribute("aria-current", "page");
+    list.prepend(li);
+  }
+
+  list.addEventListener("click", async (e) => {
+    const button = e.target.closest("button");
+    if (!button) return;
+    const li = button.closest("li");
+    const id = li.dataset.id;
+    const title = li.querySelector(".conv-link").textContent;
+    try {
+      if (button.classList.contains("rename")) {
+        const name = prompt("New name for this chat:", title);
+        if (name === null || !name.trim()) return;
+        const resp = await post("/app/c/" + id + "/rename", { title: name });
+        const body = await resp.json();
+        li.querySelector(".conv-link").textContent = body.title;
+        if (id === conversation) { $("chat-title").textContent = body.title; }
+      } else if (button.classList.contains("delete")) {
+        if (!confirm("Delete “" + title + "” and all its messages? This cannot be undone.")) return;
+        await post("/app/c/" + id + "/delete");
+        li.remove();
+        if (id === conversation) location.href = "/";
+      }
+    } catch (err) {
+      alert(err.message);
+    }
+  });
+
+  function toggleSidebar(open) {
+    document.body.classList.toggle("sidebar-open", open);
+  }
+  $("menu").addEventListener("click", () => toggleSidebar(!document.body.classList.contains("sidebar-open")));
+  $("scrim").addEventListener("click", () => toggleSidebar(false));
+
+  function addExportLinks() {
+    const bar = document.querySelector(".head-actions");
+    bar.querySelectorAll("a.button").forEach((n) => n.remove());
+    for (const [id, ext, label] of [["export-md", "md", "Export .md"], ["export-json", "json", ".json"]]) {
+      const a = document.createElement("a");
+      a.className = "button";
+      a.id = id;
+      a.href = "/c/" + conversation + "/export." + ext;
+      a.setAttribute("download", "");
+      a.textContent = label;
+      bar.appendChild(a);
+    }
+  }
+
+  // ---- per-chat settings ----------------------------------------------------
+
+  const dialog = $("settings-dialog");
+  const settingsForm = $("settings-form");
+  const settingsError = $("settings-error");
+
+  $("open-settings").addEventListener("click", () => { settingsError.hidden = true; dialog.showModal(); });
+  $("settings-cancel").addEventListener("click", () => dialog.close());
+  settingsForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = settingsForm.elements;
+    const settings = {
+      system_prompt: f.system_prompt.value,
+      temperature: f.temperature.value === "" ? null : Number(f.temperature.value),
+      max_tokens: f.max_tokens.value === "" ? null : Number(f.max_tokens.value),
+    };
+    if (!conversation) {
+      pendingSettings = settings;
+      dialog.close();
+      return;
+    }
+    try {
+      await post("/app/c/" + conversation + "/settings", settings);
+      dialog.close();
+    } catch (err) {
+      settingsError.textContent = err.message;
+      settingsError.hidden = false;
+    }
+  });
+
+  // ---- model state ----------------------------------------------------------
+
+  const banner = $("banner");
+
+  function showBanner(s) {
+    banner.replaceChildren();
+    banner.className = "banner " + s.state;
+    if (s.state === "ready") { banner.hidden = true; return; }
+    const text = document.createElement("p");
+    if (s.state === "downloading") {
+      const pct = s.progress == null ? null : Math.floor(s.progress * 100);
+      text.textContent = "Downloading the model" + (pct == null ? "…" : ": " + pct + " %") +
+        ". You can chat as soon as it is ready." + (s.message ? " " + s.message : "");
+      banner.appendChild(text);
+      if (pct != null) {
+        const bar = document.createElement("progress");
+        bar.max = 100;
+        bar.value = pct;
+        banner.appendChild(bar);
+      }
+    } else if (s.state === "loading") {
+      text.textContent = "Loading the model into memory… " + (s.message || "");
+      banner.appendChild(text);
+    } else if (s.state === "error") {
+      text.textContent = "The model could not be loaded: " + s.message;
+      banner.appendChild(text);
+    } else {
+      text.textContent = s.message + " Retrying in " + s.retry_seconds + " s.";
+      banner.appendChild(text);
+    }
+    banner.hidden = false;
+  }
+
+  async function pollStatus() {
+    let next = 5;
+    try {
+      const resp = await fetch("/app/status");
+      if (resp.status === 401) return toLogin();
+      if (resp.ok) {
+        const s = await resp.json();
+        showBanner(s);
+        next = s.retry_seconds || 5;
+      }
+    } catch (_) {
+      showBanner({ state: "unreachable", message: "The chat server is not answering.", retry_seconds: next });
+    }
+    setTimeout(pollStatus, next * 1000);
+  }
+
+  // ---- start ----------------------------------------------------------------
+
+  md.installCopy(document);
+  messages.querySelectorAll("article.message").forEach((a) => setText(a, a.querySelector(".md").textContent));
+  refreshActions();
+  scrollDown(true);
+  pollStatus();
+  if (chat.dataset.live === "true") attach();
+  if (window.matchMedia("(min-width: 800px)").matches) input.focus();
+})();

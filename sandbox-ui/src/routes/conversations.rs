@@ -1,0 +1,138 @@
+//! Renaming, deleting, per-chat settings and export.
+
+use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{PageError, UiError};
+use crate::routes::chat::ChatSettings;
+use crate::session::LoggedIn;
+use crate::state::AppState;
+use crate::store::{to_json, to_markdown};
+
+/// The longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize)]
+struct Rename {
+    title: String,
+}
+
+/// `POST /app/c/{id}/rename`.
+#[post("/app/c/{id}/rename")]
+pub async fn rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    id: web::Path<u64>,
+    body: web::Json<Rename>,
+) -> Result<HttpResponse, UiError> {
+    who.check(&req, None)?;
+    let title = body.title.trim();
+    let n = title.chars().count();
+    if n == 0 || n > MAX_TITLE_CHARS {
+        return Err(UiError::BadRequest(format!(
+            "A title needs 1 to {MAX_TITLE_CHARS} characters."
+        )));
+    }
+    let mut c = state.store.conversation(who.user(), *id)?;
+    c.title = title.to_owned();
+    state.store.save_conversation(&c)?;
+    Ok(HttpResponse::Ok().json(json!({"title": c.title})))
+}
+
+/// `POST /app/c/{id}/delete`: stops an answer being written, then deletes.
+#[post("/app/c/{id}/delete")]
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, UiError> {
+    who.check(&req, None)?;
+    if let Some(g) = state.generations.get(*id) {
+        g.stop();
+    }
+    state.store.delete_conversation(who.user(), *id)?;
+    Ok(HttpResponse::Ok().json(json!({"deleted": true})))
+}
+
+/// `POST /app/c/{id}/settings`.
+#[post("/app/c/{id}/settings")]
+pub async fn settings(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    id: web::Path<u64>,
+    body: web::Json<ChatSettings>,
+) -> Result<HttpResponse, UiError> {
+    who.check(&req, None)?;
+    let mut c = state.store.conversation(who.user(), *id)?;
+    body.apply(&mut c)?;
+    state.store.save_conversation(&c)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "system_prompt": c.system_prompt,
+        "temperature": c.temperature,
+        "max_tokens": c.max_tokens,
+    })))
+}
+
+/// A file name from a title: letters, digits and dashes.
+fn file_stem(title: &str) -> String {
+    let stem: String = title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if stem.is_empty() {
+        "chat".into()
+    } else {
+        stem.chars().take(60).collect()
+    }
+}
+
+/// `GET /c/{id}/export.{md|json}`: the chat as a download.
+#[get("/c/{id}/export.{format}")]
+pub async fn export(
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    path: web::Path<(u64, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (id, format) = path.into_inner();
+    let c = state.store.conversation(who.user(), id)?;
+    let messages = state.store.messages(id)?;
+    let (mime, body) = match format.as_str() {
+        "md" => ("text/markdown; charset=utf-8", to_markdown(&c, &messages)),
+        "json" => (
+            "application/json",
+            serde_json::to_string_pretty(&to_json(&c, &messages)).unwrap_or_default(),
+        ),
+        _ => return Err(UiError::NotFound("export format").into()),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, mime))
+        .insert_header((
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.{format}\"", file_stem(&c.title)),
+        ))
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_are_plain() {
+        assert_eq!(super::file_stem("What's 2+2? <b>"), "what-s-2-2-b");
+        assert_eq!(super::file_stem("日本"), "chat");
+    }
+}

@@ -1,0 +1,478 @@
+// sandbox-ui in a real headless Chromium against the real binaries (sandbox-api on
+// SmolLM2-135M). Run: npm test (scripts/test does).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { readFileSync } from "node:fs";
+import {
+  apiReady, browser, createUser, dataDir, fakeApi, freePort, login, shots, sleep, startApi,
+  startUi, waitFor,
+} from "./harness.mjs";
+
+const USER = "admin";
+const PASSWORD = "correct-horse-battery";
+const KEY = "sk-browser-test";
+
+let api, ui, chromium, data, apiPort, uiPort;
+
+before(async () => {
+  apiPort = await freePort();
+  uiPort = await freePort();
+  data = dataDir("data");
+  createUser(data, USER, PASSWORD);
+  api = await startApi({ port: apiPort, key: KEY });
+  await apiReady(api);
+  ui = await startUi({ port: uiPort, apiUrl: api.url, keyFile: api.keyFile, data });
+  chromium = await browser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await ui?.stop();
+  await api?.stop();
+});
+
+async function loggedInPage(opts = {}) {
+  const context = await chromium.newContext(opts);
+  const page = await context.newPage();
+  page.on("dialog", (d) => d.dismiss());
+  await login(page, ui.url, USER, PASSWORD);
+  assert.equal(new URL(page.url()).pathname, "/", "login lands on the chat");
+  return { context, page };
+}
+
+async function sendMessage(page, text) {
+  await page.fill("#input", text);
+  await page.press("#input", "Enter");
+}
+
+async function lastAnswer(page) {
+  return page.locator("article.message.assistant").last();
+}
+
+async function waitAnswerDone(page, timeout = 60000) {
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("article.message.assistant")].pop();
+    return a && a.dataset.status !== "streaming";
+  }, null, { timeout });
+  return (await lastAnswer(page)).getAttribute("data-status");
+}
+
+test("pages without a session redirect to the login page; a wrong password is refused", async () => {
+  for (const p of ["/", "/c/123", "/settings", "/c/1/export.md"]) {
+    const r = await fetch(ui.url + p, { redirect: "manual" });
+    assert.equal(r.status, 303, p);
+    assert.match(r.headers.get("location"), /^\/login/, p);
+  }
+  const fetchStatus = await fetch(ui.url + "/app/status");
+  assert.equal(fetchStatus.status, 401);
+  assert.equal((await fetch(ui.url + "/static/app.css")).status, 200, "assets need no session");
+
+  const context = await chromium.newContext();
+  const page = await context.newPage();
+  await page.goto(ui.url + "/c/123");
+  assert.equal(new URL(page.url()).pathname, "/login");
+  await page.fill('input[name="username"]', USER);
+  await page.fill('input[name="password"]', "not-the-password");
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"),
+    page.click('button[type="submit"]'),
+  ]);
+  assert.equal(resp.status(), 401);
+  assert.match(await page.textContent("#login-error"), /Wrong user name or password/);
+  const cookies = await context.cookies();
+  assert.ok(!cookies.some((c) => c.name === "sandbox_session"), "no session after a wrong password");
+
+  // The right password: the session cookie is HttpOnly and SameSite=Strict, and the
+  // page asked for before logging in is where the login leads.
+  await page.fill('input[name="username"]', USER);
+  await page.fill('input[name="password"]', PASSWORD);
+  await Promise.all([page.waitForURL(/\/c\/123$/), page.click('button[type="submit"]')]);
+  const session = (await context.cookies()).find((c) => c.name === "sandbox_session");
+  assert.ok(session.httpOnly);
+  assert.equal(session.sameSite, "Strict");
+  await context.close();
+});
+
+test("a fetch without the CSRF token is refused", async () => {
+  const { context, page } = await loggedInPage();
+  const status = await page.evaluate(async () => {
+    const r = await fetch("/app/chat", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ conversation: null, action: "send", content: "hi" }),
+    });
+    return r.status;
+  });
+  assert.equal(status, 403);
+  await context.close();
+});
+
+test("chat streams an answer; Enter sends and Shift+Enter adds a line", async () => {
+  const { context, page } = await loggedInPage();
+  await page.fill("#input", "");
+  await page.type("#input", "Tell me about the sea.");
+  await page.keyboard.down("Shift");
+  await page.keyboard.press("Enter");
+  await page.keyboard.up("Shift");
+  await page.type("#input", "Two sentences please.");
+  // The answer is sampled as it streams: several different lengths must be seen.
+  const seen = new Set();
+  const watching = (async () => {
+    for (let i = 0; i < 400; i++) {
+      const t = await page.evaluate(() => {
+        const a = [...document.querySelectorAll("article.message.assistant")].pop();
+        return a ? a.dataset.status + ":" + a.textContent.length : "";
+      });
+      if (t.startsWith("streaming:")) seen.add(t);
+      if (t && !t.startsWith("streaming")) return;
+      await sleep(5);
+    }
+  })();
+  await page.keyboard.press("Enter");
+  await watching;
+  assert.equal(await waitAnswerDone(page), "complete");
+  const lengths = [...seen].map((s) => Number(s.split(":")[1])).filter((n) => n > 3);
+  assert.ok(new Set(lengths).size >= 2, `saw the answer grow while streaming: ${[...seen]}`);
+  const question = await page.locator("article.message.user .md").last().innerText();
+  assert.match(question, /Tell me about the sea\.\nTwo sentences please\./);
+  assert.ok((await (await lastAnswer(page)).innerText()).length > 10);
+  assert.match(new URL(page.url()).pathname, /^\/c\/\d+$/, "the new chat has its own address");
+  assert.equal(await page.locator("#conversation-list li.active .conv-link").innerText(), "Tell me about the sea.");
+  await context.close();
+});
+
+test("Stop ends a long answer at once and frees the model's queue", async () => {
+  const { context, page } = await loggedInPage();
+  await page.click("#open-settings");
+  await page.fill('input[name="max_tokens"]', "3000");
+  await page.click("#settings-save");
+  await sendMessage(page, "Write a very long story about a lighthouse keeper, with many chapters.");
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("article.message.assistant")].pop();
+    return a && a.textContent.length > 40;
+  });
+  await page.click("#stop");
+  const t0 = Date.now();
+  assert.equal(await waitAnswerDone(page, 5000), "stopped");
+  const stoppedAfter = Date.now() - t0;
+  await waitFor(async () => {
+    const r = await (await fetch(api.url + "/ready")).json();
+    return r.queue && r.queue.running === false;
+  }, "the API's queue to be free", 2000);
+  const freedAfter = Date.now() - t0;
+  const text = await (await lastAnswer(page)).innerText();
+  await sleep(500);
+  assert.equal(await (await lastAnswer(page)).innerText(), text, "no text after Stop");
+  assert.match(text, /Stopped\./);
+  console.log(`# stop: answer marked stopped after ${stoppedAfter} ms, API queue free after ${freedAfter} ms`);
+  // The stored answer keeps its text and status.
+  await page.reload();
+  assert.equal(await (await lastAnswer(page)).getAttribute("data-status"), "stopped");
+  assert.ok((await (await lastAnswer(page)).innerText()).length > 40);
+  await context.close();
+});
+
+test("the queue position shows while another request runs", async () => {
+  const { context, page } = await loggedInPage();
+  const busy = new AbortController();
+  const hog = fetch(api.url + "/v1/chat/completions", {
+    method: "POST",
+    signal: busy.signal,
+    headers: { Authorization: "Bearer " + KEY, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      model: "smollm2", stream: true, max_tokens: 400, ignore_eos: true,
+      messages: [{ role: "user", content: "Count to one thousand." }],
+    }),
+  });
+  const hogResp = await hog;
+  const reader = hogResp.body.getReader();
+  await reader.read();
+  await sendMessage(page, "Hello there");
+  await page.waitForSelector("#queue-note:not([hidden])");
+  assert.match(await page.textContent("#queue-note"), /1 request ahead of you/);
+  await page.screenshot({ path: path.join(shots, "queue-position.png") });
+  busy.abort();
+  assert.equal(await waitAnswerDone(page), "complete");
+  assert.ok(await page.locator("#queue-note").isHidden());
+  await context.close();
+});
+
+test("regenerate, edit and resend, rename, per-chat settings, export and delete", async () => {
+  const { context, page } = await loggedInPage();
+  await sendMessage(page, "Name a color.");
+  assert.equal(await waitAnswerDone(page), "complete");
+  const id = new URL(page.url()).pathname.split("/").pop();
+
+  await page.click("article.message.assistant .regenerate");
+  assert.equal(await waitAnswerDone(page), "complete");
+  assert.equal(await page.locator("article.message").count(), 2, "regenerate replaces the answer");
+
+  await page.click("article.message.user .edit");
+  assert.equal(await page.inputValue("#input"), "Name a color.");
+  await page.fill("#input", "Name a fruit.");
+  await page.press("#input", "Enter");
+  assert.equal(await waitAnswerDone(page), "complete");
+  assert.equal(await page.locator("article.message").count(), 2);
+  assert.equal(await page.locator("article.message.user .md").innerText(), "Name a fruit.");
+
+  // Settings are stored with the chat.
+  await page.click("#open-settings");
+  await page.fill('textarea[name="system_prompt"]', "You answer in one word.");
+  await page.fill('input[name="temperature"]', "0.7");
+  await page.fill('input[name="max_tokens"]', "64");
+  await page.click("#settings-save");
+  await page.waitForFunction(() => !document.getElementById("settings-dialog").open);
+  await page.click("#open-settings");
+  await page.fill('input[name="temperature"]', "5");
+  await page.click("#settings-save");
+  assert.ok(await page.evaluate(() => document.getElementById("settings-dialog").open), "the browser keeps the form open");
+  assert.ok(await page.evaluate(() => document.querySelector('input[name="temperature"]').validity.rangeOverflow));
+  await page.click("#settings-cancel");
+  // The server checks too, in words.
+  const refused = await page.evaluate(async (id) => {
+    const r = await fetch(`/app/c/${id}/settings`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+      body: JSON.stringify({ temperature: 5 }),
+    });
+    return [r.status, (await r.json()).error.message];
+  }, id);
+  assert.equal(refused[0], 400);
+  assert.match(refused[1], /between 0 and 2/);
+  await page.reload();
+  assert.equal(await page.inputValue('textarea[name="system_prompt"]'), "You answer in one word.");
+  assert.equal(await page.inputValue('input[name="temperature"]'), "0.7");
+  assert.equal(await page.inputValue('input[name="max_tokens"]'), "64");
+
+  // Rename (the browser's prompt) and export.
+  page.removeAllListeners("dialog");
+  page.once("dialog", (d) => d.accept("Fruit talk"));
+  await page.click(`#conversation-list li[data-id="${id}"] .rename`);
+  await page.waitForFunction(() => document.getElementById("chat-title").textContent === "Fruit talk");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-md")]);
+  const markdown = readFileSync(await download.path(), "utf8");
+  assert.match(markdown, /Fruit talk/);
+  assert.match(markdown, /Name a fruit\./);
+  assert.equal(download.suggestedFilename(), "fruit-talk.md");
+  const json = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
+  assert.equal(json.messages.length, 2);
+
+  // Delete asks first; dismissing keeps the chat.
+  page.once("dialog", (d) => d.dismiss());
+  await page.click(`#conversation-list li[data-id="${id}"] .delete`);
+  await sleep(300);
+  assert.equal(await page.locator(`#conversation-list li[data-id="${id}"]`).count(), 1);
+  page.once("dialog", (d) => d.accept());
+  await Promise.all([page.waitForURL(ui.url + "/"), page.click(`#conversation-list li[data-id="${id}"] .delete`)]);
+  assert.equal(await page.locator(`#conversation-list li[data-id="${id}"]`).count(), 0);
+  assert.equal((await page.request.get(`${ui.url}/c/${id}`)).status(), 404);
+  await context.close();
+});
+
+test("model output is rendered as Markdown and never runs as HTML", async () => {
+  const answer = [
+    "Here is code:",
+    "```python",
+    "print('<b>hi</b>')",
+    "```",
+    "<script>window.__xss = 'script'</script>",
+    '<img src="x" onerror="window.__xss = \'img\'">',
+    "[click me](javascript:window.__xss='link') and **bold** and `x < y`",
+    "| a | b |", "|---|---|", "| <i>1</i> | 2 |",
+  ].join("\n");
+  const fake = await fakeApi(answer);
+  const xssData = dataDir("xss");
+  createUser(xssData, USER, PASSWORD);
+  const ui2 = await startUi({ port: await freePort(), apiUrl: fake.url, data: xssData });
+  try {
+    const context = await chromium.newContext();
+    const page = await context.newPage();
+    let dialogs = 0;
+    page.on("dialog", (d) => { dialogs++; d.dismiss(); });
+    await login(page, ui2.url, USER, PASSWORD);
+    await sendMessage(page, 'Say <img src=x onerror="window.__xss=\'user\'">');
+    assert.equal(await waitAnswerDone(page), "complete");
+    for (let round = 0; round < 2; round++) {
+      const a = await lastAnswer(page);
+      assert.equal(await page.evaluate(() => window.__xss), undefined);
+      assert.equal(dialogs, 0);
+      assert.equal(await a.locator("script, img, i").count(), 0, "no HTML elements from the model");
+      assert.equal(await page.locator("article.message.user img").count(), 0);
+      const text = await a.innerText();
+      assert.match(text, /<script>window\.__xss = 'script'<\/script>/);
+      assert.match(text, /<img src="x" onerror=/);
+      assert.equal(await a.locator("a").count(), 0, "javascript: links are not links");
+      assert.equal(await a.locator("pre code.language-python").innerText(), "print('<b>hi</b>')");
+      assert.equal(await a.locator("strong").innerText(), "bold");
+      assert.equal(await a.locator("td").first().innerText(), "<i>1</i>");
+      await page.reload(); // the stored answer, rendered from the page, again
+    }
+    await context.close();
+  } finally {
+    await ui2.stop();
+    await fake.close();
+  }
+});
+
+test("screenshots: desktop and phone, light and dark", async () => {
+  const fake = await fakeApi([
+    "Sure! Here is a small Python function that reverses a string:",
+    "",
+    "```python",
+    "def reverse(s: str) -> str:",
+    "    return s[::-1]",
+    "```",
+    "",
+    "- It uses **slicing** with a step of `-1`.",
+    "- It works for any Unicode string.",
+  ].join("\n"));
+  const shotData = dataDir("shots");
+  createUser(shotData, USER, PASSWORD);
+  const ui3 = await startUi({ port: await freePort(), apiUrl: fake.url, data: shotData });
+  let chatUrl;
+  try {
+    for (const [label, viewport] of [["desktop", { width: 1280, height: 800 }], ["phone", { width: 390, height: 844 }]]) {
+      for (const colorScheme of ["light", "dark"]) {
+        const context = await chromium.newContext({ viewport, colorScheme, deviceScaleFactor: 1 });
+        const page = await context.newPage();
+        await login(page, ui3.url, USER, PASSWORD);
+        if (label === "desktop" && colorScheme === "light") {
+          await sendMessage(page, "How do I reverse a string in Python?");
+          assert.equal(await waitAnswerDone(page), "complete");
+          chatUrl = page.url();
+        } else {
+          await page.goto(chatUrl);
+          await page.waitForSelector("article.message.assistant .code-block");
+        }
+        await sleep(200);
+        await page.screenshot({ path: path.join(shots, `chat-${label}-${colorScheme}.png`) });
+        if (label === "phone") {
+          await page.click("#menu");
+          await sleep(300);
+          await page.screenshot({ path: path.join(shots, `sidebar-${label}-${colorScheme}.png`) });
+        }
+        const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+        assert.equal(bg === "rgb(21, 23, 26)", colorScheme === "dark", `theme follows the system (${bg})`);
+        await context.close();
+      }
+    }
+    const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(ui3.url + "/login");
+    await page.screenshot({ path: path.join(shots, "login-desktop-light.png") });
+    await context.close();
+  } finally {
+    await ui3.stop();
+    await fake.close();
+  }
+});
+
+test("the banner tells why the model is not ready", async () => {
+  // An API whose model file is missing: the error and its message reach the page.
+  const brokenApi = await startApi({ port: await freePort(), key: KEY, args: ["--model", "/nonexistent/model.gguf"] });
+  const d = dataDir("banner");
+  createUser(d, USER, PASSWORD);
+  const ui4 = await startUi({ port: await freePort(), apiUrl: brokenApi.url, keyFile: brokenApi.keyFile, data: d });
+  try {
+    const context = await chromium.newContext();
+    const page = await context.newPage();
+    await login(page, ui4.url, USER, PASSWORD);
+    await page.waitForSelector("#banner:not([hidden])");
+    assert.match(await page.textContent("#banner"), /could not be loaded.*nonexistent\/model\.gguf/s);
+    await sendMessage(page, "Hello?");
+    await page.waitForSelector("#composer-error:not([hidden])");
+    assert.match(await page.textContent("#composer-error"), /could not be loaded/);
+    assert.equal(await page.inputValue("#input"), "Hello?", "the unsent message is given back");
+    await page.screenshot({ path: path.join(shots, "banner-model-error.png") });
+
+    // The API goes away entirely: the page says so and keeps working.
+    await brokenApi.stop();
+    await page.reload();
+    await page.waitForFunction(() => /not answering/.test(document.getElementById("banner").textContent));
+    assert.match(await page.textContent("#banner"), /Retrying in \d+ s/);
+    await context.close();
+  } finally {
+    await ui4.stop();
+    await brokenApi.stop();
+  }
+});
+
+test("history survives a reload, a restart of both services and a fresh browser", async () => {
+  const { context, page } = await loggedInPage();
+  await sendMessage(page, "Remember the word pineapple.");
+  assert.equal(await waitAnswerDone(page), "complete");
+  const address = page.url();
+  const answer = await (await lastAnswer(page)).locator(".md").innerText();
+  await page.reload();
+  assert.equal(await (await lastAnswer(page)).locator(".md").innerText(), answer);
+  await context.close();
+
+  await ui.stop();
+  await api.stop();
+  api = await startApi({ port: apiPort, key: KEY });
+  ui = await startUi({ port: uiPort, apiUrl: api.url, keyFile: api.keyFile, data });
+  await apiReady(api);
+
+  const fresh = await loggedInPage();
+  const link = fresh.page.locator("#conversation-list .conv-link", { hasText: "Remember the word pineapple." });
+  await Promise.all([fresh.page.waitForURL(address), link.first().click()]);
+  assert.equal(await fresh.page.locator("article.message.user .md").first().innerText(), "Remember the word pineapple.");
+  assert.equal(await (await lastAnswer(fresh.page)).locator(".md").innerText(), answer);
+  await fresh.context.close();
+});
+
+test("the password can be changed in the UI; other browsers are logged out", async () => {
+  const other = await loggedInPage();
+  const { context, page } = await loggedInPage();
+  await page.goto(ui.url + "/settings");
+  await page.fill('input[name="current"]', PASSWORD);
+  await page.fill('input[name="new"]', "a-new-password");
+  await page.fill('input[name="confirm"]', "a-new-password");
+  await page.click("form[action='/settings/password'] button");
+  assert.match(await page.textContent(".notice"), /Password changed/);
+  await other.page.goto(ui.url + "/");
+  assert.equal(new URL(other.page.url()).pathname, "/login", "the other browser's session ended");
+  await page.click(".logout-form button");
+  assert.equal(new URL(page.url()).pathname, "/login");
+  await login(page, ui.url, USER, "a-new-password");
+  assert.equal(new URL(page.url()).pathname, "/");
+  // Put the original back for any later run against the same data.
+  await page.goto(ui.url + "/settings");
+  await page.fill('input[name="current"]', "a-new-password");
+  await page.fill('input[name="new"]', PASSWORD);
+  await page.fill('input[name="confirm"]', PASSWORD);
+  await page.click("form[action='/settings/password'] button");
+  await context.close();
+  await other.context.close();
+});
+
+test("failed logins are rate-limited", async () => {
+  // Its own UI: the limit counts per address, and every test comes from 127.0.0.1.
+  const d = dataDir("limit");
+  createUser(d, USER, PASSWORD);
+  const ui5 = await startUi({ port: await freePort(), apiUrl: api.url, keyFile: api.keyFile, data: d });
+  const context = await chromium.newContext();
+  const page = await context.newPage();
+  const statuses = [];
+  for (let i = 0; i < 6; i++) {
+    await page.goto(ui5.url + "/login");
+    await page.fill('input[name="username"]', "someone-else");
+    await page.fill('input[name="password"]', "guess-" + i);
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"),
+      page.click('button[type="submit"]'),
+    ]);
+    statuses.push(resp.status());
+  }
+  assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401]);
+  assert.equal(statuses[5], 429);
+  assert.match(await page.textContent("#login-error"), /Too many failed logins\. Try again in \d+ s/);
+  // The right password from the same address waits too: guessing cannot continue.
+  await page.fill('input[name="username"]', USER);
+  await page.fill('input[name="password"]', PASSWORD);
+  await page.click('button[type="submit"]');
+  assert.match(await page.textContent("#login-error"), /Too many failed logins/);
+  await context.close();
+  await ui5.stop();
+});

@@ -1,0 +1,46 @@
+"""Measures sandbox-ui with a seeded database: list render latency and RSS."""
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox-ui/tests/py"))
+from ui_process import Browser, Ui  # noqa: E402
+
+
+def timed(client, path, n):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = client.get(path)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.status_code
+    times.sort()
+    return times, r.text
+
+
+def main():
+    data = Path(sys.argv[1])
+    ui = Ui(data, "http://127.0.0.1:9")  # no API needed: pages never wait for the model
+    try:
+        rss_start = ui.rss_kib()
+        b = Browser(ui.base, "admin", "bench-password")
+        times, page = timed(b.http, "/", 200)
+        n = page.count('class="conv-link"')
+        chat_id = page.split('href="/c/', 1)[1].split('"', 1)[0]
+        chat_times, _ = timed(b.http, f"/c/{chat_id}", 200)
+        rss_end = ui.rss_kib()
+        p = lambda t, q: t[min(len(t) - 1, int(len(t) * q))]  # noqa: E731
+        print(f"conversations in the sidebar : {n}")
+        print(f"page size                    : {len(page) / 1024:.0f} KiB")
+        print(f"GET / (list)       p50 {p(times, .5):6.2f} ms   p95 {p(times, .95):6.2f} ms   max {times[-1]:6.2f} ms   (target < 50 ms)")
+        print(f"GET /c/ID (chat)   p50 {p(chat_times, .5):6.2f} ms   p95 {p(chat_times, .95):6.2f} ms   max {chat_times[-1]:6.2f} ms")
+        print(f"RSS at start {rss_start / 1024:.1f} MiB, after 400 page loads {rss_end / 1024:.1f} MiB   (target < 50 MB)")
+        print(f"mean {statistics.mean(times):.2f} ms over {len(times)} list renders")
+    finally:
+        ui.stop()
+
+
+if __name__ == "__main__":
+    main()
