@@ -80,8 +80,6 @@
   }
 
   function addMessage(role, text, status) {
-    const welcome = $("welcome");
-    if (welcome) welcome.remove();
     const a = document.createElement("article");
     a.className = "message " + role;
     a.dataset.status = status || "complete";
@@ -464,7 +462,10 @@
       text.textContent = "Loading the model into memory… " + (s.message || "");
       banner.appendChild(text);
     } else if (s.state === "error") {
-      text.textContent = "The model could not be loaded: " + s.message;
+      // sandbox-api's message usually says so itself.
+      text.textContent = /^the model could not be loaded/i.test(s.message)
+        ? s.message.charAt(0).toUpperCase() + s.message.slice(1)
+        : "The model could not be loaded: " + s.message;
       banner.appendChild(text);
     } else {
       text.textContent = s.message + " Retrying in " + s.retry_seconds + " s.";

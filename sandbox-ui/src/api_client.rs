@@ -207,9 +207,13 @@ impl ApiClient {
             ModelStatus::Loading { .. } => Err(ApiClientError::NotReady(
                 "The model is loading; send again in a few seconds.".into(),
             )),
-            ModelStatus::Error { message } => Err(ApiClientError::NotReady(format!(
-                "The model could not be loaded: {message}"
-            ))),
+            ModelStatus::Error { message } => Err(ApiClientError::NotReady(
+                // sandbox-api's message usually says so itself.
+                match message.strip_prefix("the model could not be loaded: ") {
+                    Some(rest) => format!("The model could not be loaded: {rest}"),
+                    None => format!("The model could not be loaded: {message}"),
+                },
+            )),
         }
     }
 

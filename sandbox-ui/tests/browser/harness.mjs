@@ -14,6 +14,7 @@ export const repo = path.resolve(here, "../../..");
 const target = process.env.CARGO_TARGET_DIR || "/var/cache/ai-sandbox/target";
 export const bin = (name) => path.join(target, "release", name);
 export const model = path.join(repo, ".fixtures", "smollm2-135m-instruct.gguf");
+export const tinyMistral = path.join(repo, ".fixtures", "tiny-mistral-v0.3.gguf");
 export const shots = process.env.SCREENSHOT_DIR || path.join(here, "screenshots");
 mkdirSync(shots, { recursive: true });
 
@@ -73,7 +74,7 @@ class Proc {
 
 export const dataDir = (label) => mkdtempSync(path.join(tmpdir(), `sandbox-ui-${label}-`));
 
-export async function startApi({ port, key, args = [] }) {
+export async function startApi({ port, key, args = [], env = {} }) {
   const dir = dataDir("api");
   const keyFile = path.join(dir, "key");
   writeFileSync(keyFile, key + "\n");
@@ -81,7 +82,7 @@ export async function startApi({ port, key, args = [] }) {
   const p = new Proc("sandbox-api", [
     "--listen", `127.0.0.1:${port}`, "--api-key-file", keyFile, "--model-id", "smollm2",
     ...(args.length ? args : ["--model", model]),
-  ]).start();
+  ], env).start();
   p.url = `http://127.0.0.1:${port}`;
   p.keyFile = keyFile;
   await waitFor(async () => (await fetch(p.url + "/health")).ok, "sandbox-api to listen");
@@ -117,6 +118,18 @@ export async function login(page, base, user, password) {
   await page.fill('input[name="username"]', user);
   await page.fill('input[name="password"]', password);
   await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+}
+
+// The local fake of the Hugging Face hub (scripts/fakehub), serving `file` as
+// org/tiny-GGUF/tiny.gguf at `rate` bytes/s, so a download takes a while.
+export async function fakeHub(file, rate) {
+  const child = spawn("python3", [path.join(repo, "scripts/fakehub/fake_hub.py"), "--serve", `org/tiny-GGUF=tiny.gguf=${file}`,
+    "--rate", String(rate)], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.once("data", (d) => resolve(d.toString().trim().split("\n")[0]));
+    child.once("exit", (code) => reject(new Error("fake hub exited with " + code)));
+  });
+  return { url, stop: () => child.kill() };
 }
 
 // A stand-in for sandbox-api speaking its protocol (/ready and streamed chat

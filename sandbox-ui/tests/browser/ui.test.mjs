@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { readFileSync } from "node:fs";
 import {
-  apiReady, browser, createUser, dataDir, fakeApi, freePort, login, shots, sleep, startApi,
-  startUi, waitFor,
+  apiReady, browser, createUser, dataDir, fakeApi, fakeHub, freePort, login, shots, sleep, startApi,
+  startUi, tinyMistral, waitFor,
 } from "./harness.mjs";
 
 const USER = "admin";
@@ -308,6 +308,11 @@ test("model output is rendered as Markdown and never runs as HTML", async () => 
       assert.equal(await a.locator("td").first().innerText(), "<i>1</i>");
       await page.reload(); // the stored answer, rendered from the page, again
     }
+    // The code block's Copy button puts exactly the code on the clipboard.
+    await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+    await page.click("article.message.assistant .code-block .copy");
+    await page.waitForFunction(() => document.querySelector(".code-block .copy").textContent === "Copied");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "print('<b>hi</b>')");
     await context.close();
   } finally {
     await ui2.stop();
@@ -395,6 +400,44 @@ test("the banner tells why the model is not ready", async () => {
   } finally {
     await ui4.stop();
     await brokenApi.stop();
+  }
+});
+
+test("the banner shows the model download's progress, then the chat works", async () => {
+  const hub = await fakeHub(tinyMistral, 1_000_000);
+  const hfHome = dataDir("hf");
+  const downloading = await startApi({
+    port: await freePort(), key: KEY, env: { HF_ENDPOINT: hub.url, HF_HOME: hfHome },
+    args: ["--hf-repo", "org/tiny-GGUF", "--hf-file", "tiny.gguf"],
+  });
+  const d = dataDir("download");
+  createUser(d, USER, PASSWORD);
+  const ui6 = await startUi({ port: await freePort(), apiUrl: downloading.url, keyFile: downloading.keyFile, data: d });
+  try {
+    const context = await chromium.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await login(page, ui6.url, USER, PASSWORD);
+    await page.waitForFunction(() => /Downloading the model: \d+ %/.test(document.getElementById("banner").textContent));
+    const seen = new Set();
+    while (await page.locator("#banner").isVisible()) {
+      const m = /(\d+) %/.exec(await page.textContent("#banner"));
+      if (m) seen.add(Number(m[1]));
+      if (seen.size === 2) await page.screenshot({ path: path.join(shots, "banner-downloading.png") });
+      await sleep(200);
+    }
+    const percents = [...seen];
+    assert.ok(percents.length >= 2, `progress moved: ${percents}`);
+    assert.deepEqual(percents, [...percents].sort((a, b) => a - b));
+    await page.click("#open-settings");
+    await page.fill('input[name="max_tokens"]', "8");
+    await page.click("#settings-save");
+    await sendMessage(page, "Hello after the download");
+    assert.equal(await waitAnswerDone(page), "complete");
+    await context.close();
+  } finally {
+    await ui6.stop();
+    await downloading.stop();
+    hub.stop();
   }
 });
 
