@@ -64,7 +64,11 @@
   function setText(article, text) {
     article._raw = text;
     const box = article.querySelector(".md");
-    box.replaceChildren(md.render(text));
+    try {
+      box.replaceChildren(md.render(text));
+    } catch (_) {
+      box.textContent = text; // never lose the text to a rendering problem
+    }
   }
 
   // Re-rendering Markdown per token is wasteful; once per frame is what the eye sees.

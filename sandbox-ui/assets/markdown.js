@@ -11,6 +11,9 @@
   const ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
   const TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
   const SAFE_URL = /^(https?:\/\/|mailto:)/i;
+  // Quotes and lists nest by recursion; deeper than this is shown as plain text, so a
+  // hostile answer cannot exhaust the stack.
+  const MAX_DEPTH = 12;
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -116,7 +119,13 @@
       ITEM.test(line) || (line.includes("|") && next !== undefined && TABLE_RULE.test(next));
   }
 
-  function blocks(lines, parent) {
+  function blocks(lines, parent, depth = 0) {
+    if (depth > MAX_DEPTH) {
+      const p = el("p");
+      addText(lines.join("\n"), p);
+      parent.appendChild(p);
+      return;
+    }
     let i = 0;
     while (i < lines.length) {
       const line = lines[i];
@@ -141,7 +150,7 @@
         const inner = [];
         while (i < lines.length && (m = QUOTE.exec(lines[i]))) { inner.push(m[1]); i++; }
         const q = el("blockquote");
-        blocks(inner, q);
+        blocks(inner, q, depth + 1);
         parent.appendChild(q);
       } else if (line.includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
         const rows = [line, lines[i + 1]];
@@ -149,7 +158,7 @@
         while (i < lines.length && lines[i].includes("|") && lines[i].trim()) rows.push(lines[i++]);
         parent.appendChild(table(rows));
       } else if ((m = ITEM.exec(line))) {
-        i = list(lines, i, parent);
+        i = list(lines, i, parent, depth);
       } else {
         const para = [];
         while (i < lines.length && lines[i].trim() && (!para.length || !startsBlock(lines[i], lines[i + 1]))) {
@@ -164,7 +173,7 @@
 
   // A list: items at the first item's indentation; deeper lines belong to the item
   // above and are rendered as blocks inside it (nested lists, code).
-  function list(lines, i, parent) {
+  function list(lines, i, parent, depth) {
     const first = ITEM.exec(lines[i]);
     const indent = first[1].length;
     const ordered = /\d/.test(first[2]);
@@ -184,7 +193,7 @@
         i++;
       }
       const li = el("li");
-      if (body.length === 1) inline(body[0], li); else blocks(body, li);
+      if (body.length === 1) inline(body[0], li); else blocks(body, li, depth + 1);
       l.appendChild(li);
       while (i < lines.length && !lines[i].trim() && i + 1 < lines.length && ITEM.test(lines[i + 1]) &&
         ITEM.exec(lines[i + 1])[1].length === indent) i++;

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt};
 use reqwest::header::AUTHORIZATION;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -332,23 +332,6 @@ impl ChatStream {
         }
     }
 
-    /// Text that has already arrived (to batch the writes of a fast stream); never
-    /// waits, and leaves any other event for [`ChatStream::next`].
-    pub fn ready_text(&mut self) -> String {
-        if !self.finished
-            && let Some(Some(Ok(chunk))) = self.body.next().now_or_never()
-        {
-            self.buffer.extend_from_slice(&chunk);
-            self.parse();
-        }
-        let mut text = String::new();
-        while let Some(Ok(Upstream::Delta(t))) = self.ready.front() {
-            text.push_str(t);
-            self.ready.pop_front();
-        }
-        text
-    }
-
     fn parse(&mut self) {
         while let Some(end) = find(&self.buffer, b"\n\n") {
             let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
@@ -460,23 +443,5 @@ mod tests {
         ]))
         .await;
         assert!(events[1].as_ref().unwrap_err().contains("without [DONE]"));
-    }
-
-    #[tokio::test]
-    async fn ready_text_batches_what_has_arrived_and_keeps_other_events() {
-        let mut s = stream_of(&[
-            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n",
-            "data: {\"choices\":[{\"delta\":{\"content\":\"c\"}}]}\n\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n",
-        ]);
-        assert_eq!(
-            s.next().await.unwrap().unwrap(),
-            Upstream::Delta("a".into())
-        );
-        assert_eq!(s.ready_text(), "bc");
-        assert_eq!(
-            s.next().await.unwrap().unwrap(),
-            Upstream::Finish("length".into())
-        );
-        assert!(s.next().await.is_none());
     }
 }

@@ -39,7 +39,7 @@ pub struct UiConfig {
     pub session_hours: u64,
     /// When cookies are marked `Secure`.
     pub secure_cookies: SecureCookies,
-    /// Failed logins allowed per minute, per client address and per user name.
+    /// Login attempts allowed per minute, per client address and per user name.
     pub login_attempts_per_minute: u32,
     /// A line shown under the login form (e.g. where the install put the password).
     pub login_hint: String,
@@ -111,7 +111,7 @@ pub struct ServeArgs {
     /// Mark cookies Secure: auto (when reached over HTTPS), always or never [default: auto].
     #[arg(long, env = "SANDBOX_UI_SECURE_COOKIES")]
     pub secure_cookies: Option<SecureCookies>,
-    /// Failed logins allowed per minute, per client address and per user name [default: 5].
+    /// Login attempts allowed per minute, per client address and per user name [default: 5].
     #[arg(long, env = "SANDBOX_UI_LOGIN_ATTEMPTS")]
     pub login_attempts_per_minute: Option<u32>,
     /// A line shown under the login form, e.g. where the installer put the password.

@@ -40,6 +40,9 @@ pub enum UiError {
     /// Too many failed logins.
     #[error("too many failed logins; try again in {0} s")]
     TooManyAttempts(u64),
+    /// Something inside the server failed (a worker thread).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A page failed to render.
     #[error("the page could not be rendered: {0}")]
     Template(#[from] minijinja::Error),
@@ -57,7 +60,9 @@ impl From<StoreError> for UiError {
 impl ResponseError for UiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Store(_) | Self::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) | Self::Template(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -73,8 +78,14 @@ impl ResponseError for UiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if let Self::TooManyAttempts(s) = self {
-            resp.insert_header((RETRY_AFTER, s.to_string()));
+        match self {
+            Self::TooManyAttempts(s) => {
+                resp.insert_header((RETRY_AFTER, s.to_string()));
+            }
+            Self::Unavailable(_) => {
+                resp.insert_header((RETRY_AFTER, "5"));
+            }
+            _ => {}
         }
         resp.json(json!({"error": {"message": capitalised(&self.to_string())}}))
     }

@@ -5,6 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -55,8 +58,13 @@ pub enum UiEvent {
 struct Shared {
     content: String,
     queued: Option<usize>,
+    done: Option<UiEvent>,
     watchers: Vec<mpsc::UnboundedSender<UiEvent>>,
 }
+
+/// Text is written to disk (and then shown) at most this often: one fsync per token
+/// would cost a fast GPU stream more than it shows.
+const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 /// One answer being written.
 #[derive(Debug)]
@@ -78,18 +86,24 @@ impl Generation {
                 s.queued = None;
             }
             UiEvent::Queued { position } => s.queued = Some(*position),
+            UiEvent::Done { .. } => s.done = Some(ev.clone()),
             _ => {}
         }
         s.watchers.retain(|w| w.send(ev.clone()).is_ok());
     }
 
-    /// Events from now on, starting with what was written so far.
+    /// Events from now on, starting with what was written so far (and the end, for a
+    /// watcher that comes after it).
     pub fn watch(&self) -> mpsc::UnboundedReceiver<UiEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut s = self.lock();
         let _ = tx.send(UiEvent::Snapshot {
             content: s.content.clone(),
         });
+        if let Some(done) = &s.done {
+            let _ = tx.send(done.clone());
+            return rx;
+        }
         if let Some(position) = s.queued {
             let _ = tx.send(UiEvent::Queued { position });
         }
@@ -120,7 +134,9 @@ impl Generations {
     }
 
     /// Reserves `conversation` for a new answer; `None` when one is being written.
-    pub fn reserve(&self, conversation: u64) -> Option<Arc<Generation>> {
+    /// The reservation is given back when the returned guard is dropped without
+    /// [`Reservation::run`] (an error, or a request dropped half-way).
+    pub fn reserve(self: &Arc<Self>, conversation: u64) -> Option<Reservation> {
         let mut live = self.lock();
         if live.contains_key(&conversation) {
             return None;
@@ -130,17 +146,49 @@ impl Generations {
             stop: watch::channel(false).0,
         });
         live.insert(conversation, g.clone());
-        Some(g)
+        Some(Reservation {
+            owner: self.clone(),
+            conversation,
+            generation: g,
+            armed: true,
+        })
+    }
+}
+
+/// A conversation reserved for an answer about to be written.
+#[derive(Debug)]
+pub struct Reservation {
+    owner: Arc<Generations>,
+    conversation: u64,
+    generation: Arc<Generation>,
+    armed: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.armed {
+            self.owner.lock().remove(&self.conversation);
+        }
+    }
+}
+
+impl Reservation {
+    /// Follows the answer (see [`Generation::watch`]).
+    pub fn watch(&self) -> mpsc::UnboundedReceiver<UiEvent> {
+        self.generation.watch()
     }
 
-    /// Gives back a reservation that did not start an answer.
-    pub fn release(&self, conversation: u64) {
-        self.lock().remove(&conversation);
+    /// Writes `answer` (an empty stored message) from the model on a task of its own,
+    /// then releases the conversation.
+    pub fn run(mut self, store: Store, api: ApiClient, request: ChatRequest, answer: Message) {
+        self.armed = false;
+        let (owner, g) = (self.owner.clone(), self.generation.clone());
+        actix_web::rt::spawn(owner.finish(g, store, api, request, answer));
     }
+}
 
-    /// Writes `answer` (an empty stored message) from the model, then releases the
-    /// conversation.
-    pub async fn run(
+impl Generations {
+    async fn finish(
         self: Arc<Self>,
         g: Arc<Generation>,
         store: Store,
@@ -148,11 +196,18 @@ impl Generations {
         request: ChatRequest,
         mut answer: Message,
     ) {
-        let (status, error) = write_answer(&g, &store, &api, &request, &mut answer).await;
+        let (mut status, mut error, unshown) =
+            write_answer(&g, &store, &api, &request, &mut answer).await;
         answer.status = status;
         answer.error.clone_from(&error);
-        if let Err(e) = blocking_update(&store, &answer).await {
-            tracing::error!(error = %e, "cannot store the end of an answer");
+        match blocking_update(&store, &answer).await {
+            Ok(()) if !unshown.is_empty() => g.emit(UiEvent::Delta { text: unshown }),
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store the end of an answer");
+                status = MessageStatus::Failed;
+                error = Some(e);
+            }
         }
         tracing::info!(conversation = answer.conversation, status = ?status, chars = answer.content.len(), "answer finished");
         // Remove before telling the watchers, so that a browser acting on `done`
@@ -168,41 +223,66 @@ async fn write_answer(
     api: &ApiClient,
     request: &ChatRequest,
     answer: &mut Message,
-) -> (MessageStatus, Option<String>) {
+) -> (MessageStatus, Option<String>, String) {
     let mut stop = g.stop.subscribe();
     let stream = tokio::select! {
         s = api.chat(request) => s,
-        _ = stop.wait_for(|s| *s) => return (MessageStatus::Stopped, None),
+        _ = stop.wait_for(|s| *s) => return (MessageStatus::Stopped, None, String::new()),
     };
     let mut stream = match stream {
         Ok(s) => s,
-        Err(e) => return (MessageStatus::Failed, Some(e.to_string())),
+        Err(e) => return (MessageStatus::Failed, Some(e.to_string()), String::new()),
     };
-    loop {
+    // Text received but not yet on disk, and when it must be written: the first piece
+    // at once (time to first token), then at most every WRITE_EVERY.
+    let mut pending = String::new();
+    let mut last_write = Instant::now() - WRITE_EVERY;
+    let end = loop {
+        let due = (!pending.is_empty()).then_some(last_write + WRITE_EVERY);
         let next = tokio::select! {
-            ev = stream.next() => ev,
+            ev = stream.next() => Some(ev),
+            () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => None,
             // Dropping the stream closes the connection: sandbox-api frees the slot.
-            _ = stop.wait_for(|s| *s) => return (MessageStatus::Stopped, None),
+            _ = stop.wait_for(|s| *s) => break (MessageStatus::Stopped, None),
         };
         match next {
-            None => return (MessageStatus::Complete, None),
-            Some(Err(e)) => return (MessageStatus::Failed, Some(e.to_string())),
-            Some(Ok(Upstream::Queued(position))) => g.emit(UiEvent::Queued { position }),
-            Some(Ok(Upstream::Finish(reason))) => {
-                if reason == "length" {
-                    tracing::debug!("answer cut at max_tokens");
+            None => {}
+            Some(None) => break (MessageStatus::Complete, None),
+            Some(Some(Err(e))) => break (MessageStatus::Failed, Some(e.to_string())),
+            Some(Some(Ok(Upstream::Queued(position)))) => g.emit(UiEvent::Queued { position }),
+            Some(Some(Ok(Upstream::Finish(_)))) => {}
+            Some(Some(Ok(Upstream::Delta(text)))) => {
+                pending.push_str(&text);
+                if last_write.elapsed() < WRITE_EVERY {
+                    continue;
                 }
-            }
-            Some(Ok(Upstream::Delta(text))) => {
-                let text = text + &stream.ready_text();
-                answer.content.push_str(&text);
-                if let Err(e) = blocking_update(store, answer).await {
-                    return (MessageStatus::Failed, Some(e));
-                }
-                g.emit(UiEvent::Delta { text });
             }
         }
-    }
+        if !pending.is_empty() {
+            if let Err(e) = write_pending(g, store, answer, &mut pending).await {
+                return (MessageStatus::Failed, Some(e), String::new());
+            }
+            last_write = Instant::now();
+        }
+    };
+    // What arrived last goes into the answer; `finish` stores it, then shows it.
+    answer.content.push_str(&pending);
+    (end.0, end.1, pending)
+}
+
+/// Stores the pending text, then shows it.
+async fn write_pending(
+    g: &Generation,
+    store: &Store,
+    answer: &mut Message,
+    pending: &mut String,
+) -> Result<(), String> {
+    answer.content.push_str(pending);
+    blocking_update(store, answer).await?;
+    g.emit(UiEvent::Delta {
+        text: std::mem::take(pending),
+    });
+    Ok(())
 }
 
 async fn blocking_update(store: &Store, m: &Message) -> Result<(), String> {

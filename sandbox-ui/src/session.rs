@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::dev::Payload;
-use actix_web::http::header::{HOST, ORIGIN};
+use actix_web::http::header::ORIGIN;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::config::SecureCookies;
@@ -78,7 +78,10 @@ pub fn same_origin(req: &HttpRequest) -> Result<(), UiError> {
     let Some(origin) = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());
+    // The host the browser addressed: behind a TLS proxy that is in Forwarded or
+    // X-Forwarded-Host, not in Host.
+    let info = req.connection_info();
+    let host = Some(info.host());
     let origin_host = origin.split("://").nth(1);
     if origin_host.is_some() && origin_host == host {
         Ok(())

@@ -15,10 +15,17 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only paths on this site: `//evil.example` or `https://…` would send the user away.
+/// Only paths on this site: `//evil.example`, `https://…`, or tricks browsers
+/// normalise into those (a tab or backslash after the slash) would send the user away.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -45,7 +52,7 @@ fn login_form(
     *resp.status_mut() = status;
     let secure = session::secure(req, state.cfg.secure_cookies);
     resp.add_cookie(&session::cookie(LOGIN_COOKIE, token, 3600, secure))
-        .map_err(|e| UiError::BadRequest(e.to_string()))?;
+        .map_err(|e| UiError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
@@ -95,8 +102,10 @@ pub async fn login(
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
     let username = form.username.trim().to_owned();
-    let keys = vec![format!("ip:{ip}"), format!("user:{username}")];
-    if let Err(wait) = state.login_limit.check(&keys) {
+    // Capped so that made-up names cannot grow the throttle's memory.
+    let name_key: String = username.chars().take(64).collect();
+    let keys = vec![format!("ip:{ip}"), format!("user:{name_key}")];
+    if let Err(wait) = state.login_limit.attempt(&keys) {
         tracing::warn!(ip = %ip, "login throttled");
         let msg = format!("Too many failed logins. Try again in {wait} s.");
         let mut resp = login_form(
@@ -117,9 +126,8 @@ pub async fn login(
     // Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
     let ok = web::block(move || store.verify_password(&name, &password))
         .await
-        .map_err(|e| UiError::BadRequest(e.to_string()))??;
+        .map_err(|e| UiError::Internal(e.to_string()))??;
     if !ok {
-        state.login_limit.fail(&keys);
         tracing::info!(ip = %ip, "login refused");
         let msg = "Wrong user name or password.".to_owned();
         return login_form(&state, &req, &next, Some(msg), StatusCode::UNAUTHORIZED);
@@ -206,6 +214,12 @@ pub async fn change_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     who.check(&req, Some(&form.csrf))?;
+    // A stolen session must not be a way to guess the password quickly.
+    let keys = vec![format!("password:{}", who.user())];
+    if let Err(wait) = state.login_limit.attempt(&keys) {
+        let msg = format!("Too many attempts. Try again in {wait} s.");
+        return settings_page(&state, &who, Some(&msg), None);
+    }
     let problem = if form.new.chars().count() < MIN_PASSWORD {
         Some(format!(
             "The new password needs at least {MIN_PASSWORD} characters."
@@ -234,8 +248,9 @@ pub async fn change_password(
         Ok(true)
     })
     .await
-    .map_err(|e| UiError::BadRequest(e.to_string()))??;
+    .map_err(|e| UiError::Internal(e.to_string()))??;
     if changed {
+        state.login_limit.clear(&keys);
         tracing::info!("password changed");
         settings_page(
             &state,
@@ -245,5 +260,26 @@ pub async fn change_password(
         )
     } else {
         settings_page(&state, &who, Some("The current password is wrong."), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/c/12?x=1")), "/c/12?x=1");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "evil",
+            "/ x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }

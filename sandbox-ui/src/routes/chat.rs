@@ -1,8 +1,6 @@
 //! The chat page, sending (new message, regenerate, edit and resend), following an
 //! answer as it streams, and stopping it.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -13,10 +11,10 @@ use tokio::sync::mpsc;
 
 use crate::api_client::{ChatMessage, ChatRequest};
 use crate::error::{PageError, UiError};
-use crate::generation::{Generation, UiEvent};
+use crate::generation::{Reservation, UiEvent};
 use crate::session::LoggedIn;
 use crate::state::AppState;
-use crate::store::{Conversation, Message, MessageStatus, Store};
+use crate::store::{Conversation, DEFAULT_TITLE, Message, MessageStatus, Store};
 
 /// The longest message the UI accepts, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -87,8 +85,22 @@ pub struct ChatSettings {
 }
 
 impl ChatSettings {
-    /// Checks the values and writes them into `c`.
+    /// Writes the values into `c` once [`ChatSettings::validate`] accepts them.
     pub fn apply(&self, c: &mut Conversation) -> Result<(), UiError> {
+        self.validate()?;
+        c.system_prompt = self
+            .system_prompt
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        c.temperature = self.temperature;
+        c.max_tokens = self.max_tokens;
+        Ok(())
+    }
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), UiError> {
         if let Some(t) = self.temperature
             && !(0.0..=2.0).contains(&t)
         {
@@ -103,14 +115,6 @@ impl ChatSettings {
                 "Max tokens must be between 1 and 32768, got {m}."
             )));
         }
-        c.system_prompt = self
-            .system_prompt
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        c.temperature = self.temperature;
-        c.max_tokens = self.max_tokens;
         Ok(())
     }
 }
@@ -276,7 +280,7 @@ pub async fn send(
         .map_err(|e| UiError::Unavailable(e.to_string()))?;
     let store = state.store.clone();
     let user = who.user().to_owned();
-    let (conversation, generation): (Conversation, Arc<Generation>) = match &body.conversation {
+    let (conversation, reservation): (Conversation, Reservation) = match &body.conversation {
         Some(id) => {
             let c = store.conversation(&user, parse_id(id)?)?;
             let g = state.generations.reserve(c.id).ok_or_else(|| {
@@ -293,7 +297,10 @@ pub async fn send(
                 ));
             }
             message_text(&body)?;
-            let mut c = store.create_conversation(&user, "New chat")?;
+            if let Some(s) = &body.settings {
+                s.validate()?;
+            }
+            let mut c = store.create_conversation(&user, DEFAULT_TITLE)?;
             if let Some(s) = &body.settings {
                 s.apply(&mut c)?;
                 store.save_conversation(&c)?;
@@ -306,31 +313,24 @@ pub async fn send(
         }
     };
     let id = conversation.id;
+    // On an error (or if this request is dropped meanwhile) the reservation is given
+    // back as it goes out of scope.
     let prepared = web::block(move || prepare(&store, conversation, &body, model))
         .await
-        .map_err(|e| UiError::BadRequest(e.to_string()))
-        .and_then(|r| r);
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            state.generations.release(id);
-            return Err(e);
-        }
-    };
+        .map_err(|e| UiError::Internal(e.to_string()))??;
     let start = UiEvent::Start {
         conversation: id.to_string(),
         title: prepared.conversation.title.clone(),
         user_seq: prepared.user_seq,
         assistant_seq: prepared.answer.seq,
     };
-    let rx = generation.watch();
-    actix_web::rt::spawn(state.generations.clone().run(
-        generation,
+    let rx = reservation.watch();
+    reservation.run(
         state.store.clone(),
         state.api.clone(),
         prepared.request,
         prepared.answer,
-    ));
+    );
     Ok(event_stream(vec![start], rx))
 }
 
@@ -346,10 +346,20 @@ pub async fn attach(
     if let Some(g) = state.generations.get(*id) {
         return Ok(event_stream(Vec::new(), g.watch()));
     }
+    // It ended before this request: the stored answer, then its end.
     let last = state.store.messages(*id)?.pop();
-    let (status, error) = last.map_or((MessageStatus::Complete, None), |m| (m.status, m.error));
+    let (content, status, error) = last
+        .map_or((String::new(), MessageStatus::Complete, None), |m| {
+            (m.content, m.status, m.error)
+        });
     let (_, rx) = mpsc::unbounded_channel();
-    Ok(event_stream(vec![UiEvent::Done { status, error }], rx))
+    Ok(event_stream(
+        vec![
+            UiEvent::Snapshot { content },
+            UiEvent::Done { status, error },
+        ],
+        rx,
+    ))
 }
 
 /// `POST /app/c/{id}/stop`: stops the answer being written; the model's queue slot is

@@ -38,6 +38,7 @@ pub async fn rename(
     }
     let mut c = state.store.conversation(who.user(), *id)?;
     c.title = title.to_owned();
+    c.title_auto = false;
     state.store.save_conversation(&c)?;
     Ok(HttpResponse::Ok().json(json!({"title": c.title})))
 }
@@ -51,6 +52,7 @@ pub async fn delete(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, UiError> {
     who.check(&req, None)?;
+    state.store.conversation(who.user(), *id)?;
     if let Some(g) = state.generations.get(*id) {
         g.stop();
     }

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub use export::{to_json, to_markdown};
 pub use title::title_from;
 
+/// The title of a conversation before its first message.
+pub const DEFAULT_TITLE: &str = "New chat";
+
 /// The layout version this code writes; a database from a newer version is refused.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -81,6 +84,10 @@ pub struct Conversation {
     pub user: String,
     /// Shown in the sidebar.
     pub title: String,
+    /// Whether `title` was made from the first message (and may follow an edit of
+    /// it) rather than chosen by the user.
+    #[serde(default)]
+    pub title_auto: bool,
     /// Unix seconds.
     pub created: u64,
     /// Unix seconds of the last message; the sidebar's order.
@@ -346,6 +353,7 @@ impl Store {
             id: self.db.generate_id()?,
             user: user.to_owned(),
             title: title.to_owned(),
+            title_auto: false,
             created: t,
             updated: t,
             system_prompt: None,
@@ -403,7 +411,9 @@ impl Store {
             .collect()
     }
 
-    /// Appends a message and flushes it to disk before returning.
+    /// Appends a message and flushes it to disk before returning. `c` is refreshed
+    /// from the stored record first, so a rename or settings change made meanwhile (in
+    /// another tab) is kept.
     pub fn add_message(
         &self,
         c: &mut Conversation,
@@ -429,9 +439,13 @@ impl Store {
             created: now(),
         };
         self.messages.insert(message_key(c.id, seq), encode(&m)?)?;
+        if let Some(stored) = self.conversations.get(conversation_key(&c.user, c.id))? {
+            *c = decode(&stored)?;
+        }
         c.updated = m.created;
-        if seq == 0 && role == "user" {
+        if seq == 0 && role == "user" && (c.title_auto || c.title == DEFAULT_TITLE) {
             c.title = title_from(content);
+            c.title_auto = true;
         }
         self.conversations
             .insert(conversation_key(&c.user, c.id), encode(c)?)?;
@@ -440,10 +454,18 @@ impl Store {
     }
 
     /// Replaces a message's text and status (a streamed answer as it grows, then its
-    /// end), flushed to disk.
+    /// end), flushed to disk. Only an existing message is replaced: an answer still
+    /// being written when its conversation is deleted is not brought back.
     pub fn update_message(&self, m: &Message) -> Result<(), StoreError> {
-        self.messages
-            .insert(message_key(m.conversation, m.seq), encode(m)?)?;
+        let bytes = encode(m)?;
+        let before = self
+            .messages
+            .fetch_and_update(message_key(m.conversation, m.seq), |old| {
+                old.map(|_| bytes.clone())
+            })?;
+        if before.is_none() {
+            return Err(StoreError::NotFound("message"));
+        }
         self.flush()
     }
 

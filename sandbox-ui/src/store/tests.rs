@@ -149,7 +149,7 @@ fn titles_and_exports() {
     let t = title_from(long);
     assert!(t.ends_with('…') && t.chars().count() <= 49, "{t}");
     let s = Store::open(&dir("export")).unwrap();
-    let mut c = s.create_conversation("u", "x").unwrap();
+    let mut c = s.create_conversation("u", DEFAULT_TITLE).unwrap();
     s.add_message(&mut c, "user", "Hi", MessageStatus::Complete)
         .unwrap();
     s.add_message(&mut c, "assistant", "Hello!", MessageStatus::Stopped)
@@ -195,4 +195,44 @@ fn password_change_can_end_the_other_sessions() {
     assert!(s.session(&mine.token).unwrap().is_some());
     assert!(s.session(&other.token).unwrap().is_none());
     assert!(s.session(&someone_else.token).unwrap().is_some());
+}
+
+#[test]
+fn an_answer_written_after_its_chat_was_deleted_is_not_brought_back() {
+    let s = Store::open(&dir("resurrect")).unwrap();
+    let mut c = s.create_conversation("admin", DEFAULT_TITLE).unwrap();
+    s.add_message(&mut c, "user", "Hi", MessageStatus::Complete)
+        .unwrap();
+    let mut a = s
+        .add_message(&mut c, "assistant", "", MessageStatus::Streaming)
+        .unwrap();
+    s.delete_conversation("admin", c.id).unwrap();
+    a.content = "late text".into();
+    assert!(matches!(s.update_message(&a), Err(StoreError::NotFound(_))));
+    assert!(s.messages(c.id).unwrap().is_empty());
+}
+
+#[test]
+fn titles_follow_the_first_question_until_the_user_renames() {
+    let s = Store::open(&dir("title-auto")).unwrap();
+    let mut c = s.create_conversation("admin", DEFAULT_TITLE).unwrap();
+    s.add_message(&mut c, "user", "First idea", MessageStatus::Complete)
+        .unwrap();
+    assert_eq!(c.title, "First idea");
+    // Edit of the first question: the made-up title follows it.
+    s.truncate(c.id, 0).unwrap();
+    s.add_message(&mut c, "user", "Second idea", MessageStatus::Complete)
+        .unwrap();
+    assert_eq!(c.title, "Second idea");
+    // A rename in another tab is kept by the next message, and edits no longer retitle.
+    let mut renamed = s.conversation("admin", c.id).unwrap();
+    renamed.title = "Mine".into();
+    renamed.title_auto = false;
+    renamed.temperature = Some(0.5);
+    s.save_conversation(&renamed).unwrap();
+    s.truncate(c.id, 0).unwrap();
+    s.add_message(&mut c, "user", "Third idea", MessageStatus::Complete)
+        .unwrap();
+    assert_eq!(c.title, "Mine");
+    assert_eq!(c.temperature, Some(0.5));
 }

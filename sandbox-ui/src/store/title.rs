@@ -5,7 +5,7 @@ pub fn title_from(first_message: &str) -> String {
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .unwrap_or("New chat");
+        .unwrap_or(super::DEFAULT_TITLE);
     const MAX: usize = 48;
     if line.chars().count() <= MAX {
         return line.to_owned();
