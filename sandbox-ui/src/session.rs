@@ -128,3 +128,47 @@ pub fn cookie(
 pub fn expired(name: &'static str, secure: bool) -> Cookie<'static> {
     cookie(name, String::new(), 0, secure)
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::same_origin;
+
+    #[test]
+    fn origin_must_be_the_host_the_browser_used() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut r = TestRequest::default();
+            for (k, v) in headers {
+                r = r.insert_header((*k, *v));
+            }
+            r.to_http_request()
+        };
+        let direct = [
+            ("host", "127.0.0.1:8081"),
+            ("origin", "http://127.0.0.1:8081"),
+        ];
+        assert!(same_origin(&req(&direct)).is_ok());
+        assert!(
+            same_origin(&req(&[("host", "127.0.0.1:8081")])).is_ok(),
+            "no Origin: not a cross-site browser request"
+        );
+        let foreign = [
+            ("host", "127.0.0.1:8081"),
+            ("origin", "https://evil.example"),
+        ];
+        assert!(same_origin(&req(&foreign)).is_err());
+        // Behind a TLS proxy that passes the browser's host on.
+        let proxied = [
+            ("host", "127.0.0.1:8081"),
+            ("origin", "https://chat.example"),
+            ("x-forwarded-host", "chat.example"),
+        ];
+        assert!(same_origin(&req(&proxied)).is_ok());
+        let unproxied = [
+            ("host", "127.0.0.1:8081"),
+            ("origin", "https://chat.example"),
+        ];
+        assert!(same_origin(&req(&unproxied)).is_err());
+    }
+}
