@@ -236,9 +236,11 @@ async fn write_answer(
     // Text received but not yet on disk, and when it must be written: the first piece
     // at once (time to first token), then at most every WRITE_EVERY.
     let mut pending = String::new();
-    let mut last_write = Instant::now() - WRITE_EVERY;
+    let mut last_write: Option<Instant> = None;
     let end = loop {
-        let due = (!pending.is_empty()).then_some(last_write + WRITE_EVERY);
+        let due = last_write
+            .filter(|_| !pending.is_empty())
+            .map(|t| t + WRITE_EVERY);
         let next = tokio::select! {
             ev = stream.next() => Some(ev),
             () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => None,
@@ -253,7 +255,7 @@ async fn write_answer(
             Some(Some(Ok(Upstream::Finish(_)))) => {}
             Some(Some(Ok(Upstream::Delta(text)))) => {
                 pending.push_str(&text);
-                if last_write.elapsed() < WRITE_EVERY {
+                if last_write.is_some_and(|t| t.elapsed() < WRITE_EVERY) {
                     continue;
                 }
             }
@@ -262,7 +264,7 @@ async fn write_answer(
             if let Err(e) = write_pending(g, store, answer, &mut pending).await {
                 return (MessageStatus::Failed, Some(e), String::new());
             }
-            last_write = Instant::now();
+            last_write = Some(Instant::now());
         }
     };
     // What arrived last goes into the answer; `finish` stores it, then shows it.

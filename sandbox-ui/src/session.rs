@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use crate::config::SecureCookies;
 use crate::error::{PageError, UiError};
 use crate::state::AppState;
-use crate::store::Session;
+use crate::store::{Conversation, Session, Store};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "sandbox_session";
@@ -65,6 +65,18 @@ impl LoggedIn {
         } else {
             Err(UiError::Csrf)
         }
+    }
+
+    /// A state-changing fetch about one conversation: [`LoggedIn::check`], then the
+    /// conversation, which must be this user's (before anything is done to it).
+    pub fn owned_conversation(
+        &self,
+        req: &HttpRequest,
+        store: &Store,
+        id: u64,
+    ) -> Result<Conversation, UiError> {
+        self.check(req, None)?;
+        Ok(store.conversation(self.user(), id)?)
     }
 
     /// The user's name.

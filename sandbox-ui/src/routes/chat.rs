@@ -371,8 +371,7 @@ pub async fn stop(
     who: LoggedIn,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, UiError> {
-    who.check(&req, None)?;
-    state.store.conversation(who.user(), *id)?;
+    who.owned_conversation(&req, &state.store, *id)?;
     let stopping = state.generations.get(*id).map(|g| g.stop()).is_some();
     Ok(HttpResponse::Ok().json(json!({"stopping": stopping})))
 }

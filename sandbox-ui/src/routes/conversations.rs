@@ -28,7 +28,7 @@ pub async fn rename(
     id: web::Path<u64>,
     body: web::Json<Rename>,
 ) -> Result<HttpResponse, UiError> {
-    who.check(&req, None)?;
+    let mut c = who.owned_conversation(&req, &state.store, *id)?;
     let title = body.title.trim();
     let n = title.chars().count();
     if n == 0 || n > MAX_TITLE_CHARS {
@@ -36,7 +36,6 @@ pub async fn rename(
             "A title needs 1 to {MAX_TITLE_CHARS} characters."
         )));
     }
-    let mut c = state.store.conversation(who.user(), *id)?;
     c.title = title.to_owned();
     c.title_auto = false;
     state.store.save_conversation(&c)?;
@@ -51,8 +50,7 @@ pub async fn delete(
     who: LoggedIn,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, UiError> {
-    who.check(&req, None)?;
-    state.store.conversation(who.user(), *id)?;
+    who.owned_conversation(&req, &state.store, *id)?;
     if let Some(g) = state.generations.get(*id) {
         g.stop();
     }
@@ -69,8 +67,7 @@ pub async fn settings(
     id: web::Path<u64>,
     body: web::Json<ChatSettings>,
 ) -> Result<HttpResponse, UiError> {
-    who.check(&req, None)?;
-    let mut c = state.store.conversation(who.user(), *id)?;
+    let mut c = who.owned_conversation(&req, &state.store, *id)?;
     body.apply(&mut c)?;
     state.store.save_conversation(&c)?;
     Ok(HttpResponse::Ok().json(json!({
