@@ -173,6 +173,30 @@ test("Stop ends a long answer at once and frees the model's queue", async () => 
   await context.close();
 });
 
+test("a page reloaded mid-answer follows it again, and can stop it", async () => {
+  const { context, page } = await loggedInPage();
+  await page.click("#open-settings");
+  await page.fill('input[name="max_tokens"]', "3000");
+  await page.click("#settings-save");
+  await sendMessage(page, "Write a very long story about a river, with many chapters.");
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("article.message.assistant")].pop();
+    return a && a.textContent.length > 40;
+  });
+  await page.reload();
+  assert.equal(await page.getAttribute("#chat", "data-live"), "true");
+  const length = async () => (await (await lastAnswer(page)).locator(".md").innerText()).length;
+  const first = await length();
+  await page.waitForFunction((n) => {
+    const a = [...document.querySelectorAll("article.message.assistant")].pop();
+    return a.querySelector(".md").innerText.length > n + 20;
+  }, first);
+  assert.ok(await page.locator("#stop").isVisible(), "the reloaded page offers Stop");
+  await page.click("#stop");
+  assert.equal(await waitAnswerDone(page, 5000), "stopped");
+  await context.close();
+});
+
 test("the queue position shows while another request runs", async () => {
   const { context, page } = await loggedInPage();
   const busy = new AbortController();
