@@ -50,6 +50,25 @@ async function lastAnswer(page) {
   return page.locator("article.message.assistant").last();
 }
 
+// Sets the chat's max tokens through its settings dialog. Sampled answers of the small
+// model can ramble to the context's end, so tests that wait for an answer cap it.
+async function setMaxTokens(page, n) {
+  await page.click("#open-settings");
+  await page.fill('input[name="max_tokens"]', String(n));
+  await page.click("#settings-save");
+  await page.waitForFunction(() => !document.getElementById("settings-dialog").open);
+}
+
+// A new chat whose answer is allowed 3,000 tokens, once 40 characters of it show.
+async function startLongAnswer(page, topic) {
+  await setMaxTokens(page, 3000);
+  await sendMessage(page, `Write a very long story about a ${topic}, with many chapters.`);
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("article.message.assistant")].pop();
+    return a && a.textContent.length > 40;
+  });
+}
+
 async function waitAnswerDone(page, timeout = 60000) {
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll("article.message.assistant")].pop();
@@ -110,6 +129,7 @@ test("a fetch without the CSRF token is refused", async () => {
 
 test("chat streams an answer; Enter sends and Shift+Enter adds a line", async () => {
   const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 96);
   await page.fill("#input", "");
   await page.type("#input", "Tell me about the sea.");
   await page.keyboard.down("Shift");
@@ -144,14 +164,7 @@ test("chat streams an answer; Enter sends and Shift+Enter adds a line", async ()
 
 test("Stop ends a long answer at once and frees the model's queue", async () => {
   const { context, page } = await loggedInPage();
-  await page.click("#open-settings");
-  await page.fill('input[name="max_tokens"]', "3000");
-  await page.click("#settings-save");
-  await sendMessage(page, "Write a very long story about a lighthouse keeper, with many chapters.");
-  await page.waitForFunction(() => {
-    const a = [...document.querySelectorAll("article.message.assistant")].pop();
-    return a && a.textContent.length > 40;
-  });
+  await startLongAnswer(page, "lighthouse keeper");
   await page.click("#stop");
   const t0 = Date.now();
   assert.equal(await waitAnswerDone(page, 5000), "stopped");
@@ -175,14 +188,7 @@ test("Stop ends a long answer at once and frees the model's queue", async () => 
 
 test("a page reloaded mid-answer follows it again, and can stop it", async () => {
   const { context, page } = await loggedInPage();
-  await page.click("#open-settings");
-  await page.fill('input[name="max_tokens"]', "3000");
-  await page.click("#settings-save");
-  await sendMessage(page, "Write a very long story about a river, with many chapters.");
-  await page.waitForFunction(() => {
-    const a = [...document.querySelectorAll("article.message.assistant")].pop();
-    return a && a.textContent.length > 40;
-  });
+  await startLongAnswer(page, "river");
   await page.reload();
   assert.equal(await page.getAttribute("#chat", "data-live"), "true");
   const length = async () => (await (await lastAnswer(page)).locator(".md").innerText()).length;
@@ -224,6 +230,7 @@ test("the queue position shows while another request runs", async () => {
 
 test("regenerate, edit and resend, rename, per-chat settings, export and delete", async () => {
   const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 48);
   await sendMessage(page, "Name a color.");
   assert.equal(await waitAnswerDone(page), "complete");
   const id = new URL(page.url()).pathname.split("/").pop();
@@ -452,9 +459,7 @@ test("the banner shows the model download's progress, then the chat works", asyn
     const percents = [...seen];
     assert.ok(percents.length >= 2, `progress moved: ${percents}`);
     assert.deepEqual(percents, [...percents].sort((a, b) => a - b));
-    await page.click("#open-settings");
-    await page.fill('input[name="max_tokens"]', "8");
-    await page.click("#settings-save");
+    await setMaxTokens(page, 8);
     await sendMessage(page, "Hello after the download");
     assert.equal(await waitAnswerDone(page), "complete");
     await context.close();
@@ -467,6 +472,7 @@ test("the banner shows the model download's progress, then the chat works", asyn
 
 test("history survives a reload, a restart of both services and a fresh browser", async () => {
   const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 48);
   await sendMessage(page, "Remember the word pineapple.");
   assert.equal(await waitAnswerDone(page), "complete");
   const address = page.url();
