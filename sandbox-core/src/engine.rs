@@ -262,6 +262,7 @@ fn gpu_preflight(config: &EngineConfig) -> Result<(), EngineError> {
     else {
         return Ok(()); // a CPU build, or no usable GPU: nothing to check
     };
+    let versions = crate::NvidiaVersions::of_this_process();
     let shape = llama_sys::GgufShape::read(&config.model_path)?;
     let n_ctx = if config.n_ctx == 0 {
         32768
@@ -273,6 +274,9 @@ fn gpu_preflight(config: &EngineConfig) -> Result<(), EngineError> {
             tracing::info!(
                 gpu = %device.description,
                 device = %device.name,
+                driver = versions.driver.as_deref().unwrap_or("unknown"),
+                cuda_runtime = versions.cuda_runtime.as_deref().unwrap_or("unknown"),
+                cublas = versions.cublas.as_deref().unwrap_or("unknown"),
                 free_bytes = device.memory_free,
                 total_bytes = device.memory_total,
                 need_bytes = need.total(),
@@ -282,7 +286,7 @@ fn gpu_preflight(config: &EngineConfig) -> Result<(), EngineError> {
             Ok(())
         }
         Err(message) => {
-            tracing::error!(gpu = %device.description, %message, "GPU preflight failed");
+            tracing::error!(gpu = %device.description, nvidia = %versions, %message, "GPU preflight failed");
             Err(EngineError::Resources(message))
         }
     }

@@ -17,6 +17,7 @@ mod engine;
 mod error;
 pub mod gpu;
 mod job;
+mod nvidia;
 mod queue;
 mod runner;
 mod service;
@@ -32,6 +33,7 @@ pub use job::{
 pub use llama_sys::{
     ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob, json_schema_to_gbnf,
 };
+pub use nvidia::NvidiaVersions;
 pub use queue::QueueStatus;
 pub use service::{ModelState, Service};
 pub use stop::{StopMatcher, StopOutcome};

@@ -50,7 +50,7 @@ def measure_api(binary, libs, model):
     t0 = time.monotonic()
     # Our binary runs on the CUDA build of its own llama.cpp version; llama-bench
     # (another version) must not see these libraries.
-    env = {**os.environ, "LD_LIBRARY_PATH": libs}
+    env = {**os.environ, "LD_LIBRARY_PATH": libs} if libs else dict(os.environ)
     extra = os.environ.get("API_ARGS", "").split()
     proc = subprocess.Popen([binary, "--model", str(model), "--listen", f"127.0.0.1:{port}", "--ctx", "8192", *extra],
                             stdout=subprocess.DEVNULL, stderr=open(f"/tmp/api-{model.stem}.log", "w"), env=env)
@@ -104,15 +104,23 @@ def measure_peer(llama_bench, model):
     return res
 
 
+def cell(ours, peer, key, digits):
+    """'ours / llama-bench', with a dash where llama-bench was not run (--no-peer)."""
+    theirs = f"{peer[key]:.{digits}f}" if peer else "–"
+    return f"{ours[key]:.{digits}f} / {theirs}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--api", required=True)
-    p.add_argument("--api-libs", required=True, help="folder with the llama.cpp libraries for --api")
-    p.add_argument("--llama-bench", required=True)
+    p.add_argument("--api-libs", help="folder with the llama.cpp libraries for --api (default: its own RUNPATH)")
+    p.add_argument("--llama-bench", help="llama.cpp's llama-bench for the same files (needed unless --no-peer)")
     p.add_argument("--models", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-peer", action="store_true", help="measure only sandbox-api (quick experiments)")
     a = p.parse_args()
+    if not a.no_peer and not a.llama_bench:
+        p.error("--llama-bench is needed unless --no-peer is given")
     gpu, driver = smi("name"), smi("driver_version")
     bw = next((v for k, v in BANDWIDTH.items() if k in gpu), None)
     lines = [f"GPU: {gpu}, driver {driver}, {time.strftime('%Y-%m-%d')}; peak bandwidth "
@@ -120,20 +128,16 @@ def main():
              "| file | size | ready | VRAM | pp512 ours / llama-bench | pp4096 ours / llama-bench | tg128 ours / llama-bench | tg1024 ours / llama-bench | tg128 ours / peer | ceiling tg | ours / ceiling |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in a.models:
-        if a.no_peer:
-            print(json.dumps({"model": m.name, "api_args": os.environ.get("API_ARGS", ""), "ours": measure_api(a.api, a.api_libs, m)}), flush=True)
-            continue
         ours = measure_api(a.api, a.api_libs, m)
-        peer = measure_peer(a.llama_bench, m)
+        peer = {} if a.no_peer else measure_peer(a.llama_bench, m)
+        print(json.dumps({"model": m.name, "api_args": os.environ.get("API_ARGS", ""), "ours": ours, "peer": peer}), flush=True)
         size = m.stat().st_size
         ceiling = bw / size if bw else float("nan")
-        print(json.dumps({"model": m.name, "ours": ours, "peer": peer}), flush=True)
+        ratio = f"{ours['tg128'] / peer['tg128']:.3f}" if peer else "–"
         lines.append(
             f"| {m.name} | {size / 1e9:.2f} GB | {ours['ready_s']:.1f} s | {ours['vram_mib']} MiB | "
-            f"{ours['pp512']:.0f} / {peer['pp512']:.0f} | {ours['pp4096']:.0f} / {peer['pp4096']:.0f} | "
-            f"{ours['tg128']:.1f} / {peer['tg128']:.1f} (client {ours['tg128_client']:.1f}) | "
-            f"{ours['tg1024']:.1f} / {peer['tg1024']:.1f} | {ours['tg128'] / peer['tg128']:.3f} | "
-            f"{ceiling:.0f} | {ours['tg128'] / ceiling:.2f} |")
+            f"{cell(ours, peer, 'pp512', 0)} | {cell(ours, peer, 'pp4096', 0)} | {cell(ours, peer, 'tg128', 1)} (client {ours['tg128_client']:.1f}) | "
+            f"{cell(ours, peer, 'tg1024', 1)} | {ratio} | {ceiling:.0f} | {ours['tg128'] / ceiling:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     a.out.write_text(text)
