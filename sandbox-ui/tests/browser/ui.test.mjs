@@ -69,6 +69,15 @@ async function startLongAnswer(page, topic) {
   });
 }
 
+// The shared API's queue holds no job: a job stopped by an earlier test leaves the
+// queue only once the API sees its connection close.
+async function apiQueueFree(timeoutMs) {
+  await waitFor(async () => {
+    const r = await (await fetch(api.url + "/ready")).json();
+    return r.queue && r.queue.running === false && r.queue.waiting === 0;
+  }, "the API's queue to be free", timeoutMs);
+}
+
 async function waitAnswerDone(page, timeout = 60000) {
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll("article.message.assistant")].pop();
@@ -169,10 +178,7 @@ test("Stop ends a long answer at once and frees the model's queue", async () => 
   const t0 = Date.now();
   assert.equal(await waitAnswerDone(page, 5000), "stopped");
   const stoppedAfter = Date.now() - t0;
-  await waitFor(async () => {
-    const r = await (await fetch(api.url + "/ready")).json();
-    return r.queue && r.queue.running === false;
-  }, "the API's queue to be free", 2000);
+  await apiQueueFree(2000);
   const freedAfter = Date.now() - t0;
   const text = await (await lastAnswer(page)).innerText();
   await sleep(500);
@@ -205,6 +211,7 @@ test("a page reloaded mid-answer follows it again, and can stop it", async () =>
 
 test("the queue position shows while another request runs", async () => {
   const { context, page } = await loggedInPage();
+  await apiQueueFree(10000);
   const busy = new AbortController();
   const hog = fetch(api.url + "/v1/chat/completions", {
     method: "POST",
