@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # variables here are used by the scripts that source it
 # Shared settings for the scripts in this folder. Sourced, not executed.
 set -euo pipefail
 
@@ -29,4 +30,67 @@ for name in sys.argv[2:]:
     d = fields.get(name) or sys.exit(f"{name} is not in the package index {sys.argv[1]}")
     print(d["Filename"], d["SHA256"], d["Version"])
 EOF
+}
+
+# --- Deployment helpers, shared by scripts/provision and scripts/ai-sandbox ------------
+# (They run on an instance from the release's deploy kit, where this file sits next to
+# them, as it does in the repository.)
+
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Where a deployed sandbox keeps its state; tests point them into a container anyway.
+AIS_ETC="${AIS_ETC:-/etc/ai-sandbox}"
+AIS_VAR="${AIS_VAR:-/var/lib/ai-sandbox}"
+AIS_OPT="${AIS_OPT:-/opt/ai-sandbox}"
+AIS_LOG_DIR="${AIS_LOG_DIR:-/var/log/ai-sandbox}"
+AIS_STATE="$AIS_VAR/provision"
+AIS_USER=ai-sandbox
+AIS_API_LISTEN=127.0.0.1:8080
+AIS_UI_LISTEN=127.0.0.1:8081
+
+# Writes standard input to FILE with MODE and OWNER (user:group) only when the content,
+# mode or owner differ, through a rename so that a reader never sees half a file.
+# Returns 0 when it changed something, 1 when FILE was already so.
+write_if_changed() { # FILE MODE OWNER
+    local file="$1" mode="$2" owner="$3" tmp
+    tmp="$(mktemp "$(dirname "$file")/.$(basename "$file").XXXXXX")"
+    cat >"$tmp"
+    if [[ -f "$file" ]] && cmp -s "$tmp" "$file" &&
+        [[ "$(stat -c '%a %U:%G' "$file")" == "$mode $owner" ]]; then
+        rm -f "$tmp"
+        return 1
+    fi
+    chmod "$mode" "$tmp"
+    chown "$owner" "$tmp"
+    mv -f "$tmp" "$file"
+}
+
+# A random secret of N url-safe characters; it never appears on a command line.
+random_secret() { # N
+    local s=""
+    while ((${#s} < $1)); do s+="$(head -c 64 /dev/urandom | base64 -w0 | tr -d '/+=')"; done
+    printf '%s' "${s:0:$1}"
+}
+
+# Value of KEY in a KEY=VALUE file (no shell evaluation: the file may hold user input).
+env_file_get() { # FILE KEY
+    [[ -r "$1" ]] || return 0
+    sed -n "s/^$2=//p" "$1" | tail -1 | sed -e 's/^"\(.*\)"$/\1/'
+}
+
+# The instance's primary IPv4 address: the source address of the default route (no
+# packet is sent).
+primary_ipv4() {
+    ip -4 -o route get 192.0.2.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -1
+}
+
+# Linode's reverse-DNS name of an IPv4 address, which every instance has and which is
+# its own registrable domain for Let's Encrypt (on the Public Suffix List).
+linode_rdns_name() { # IPV4
+    printf '%s.ip.linodeusercontent.com' "${1//./-}"
+}
+
+# "PROCESS (pid N)" listening on TCP PORT, empty when the port is free.
+port_owner() { # PORT
+    ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
 }

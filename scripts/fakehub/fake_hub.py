@@ -14,7 +14,7 @@ Files are served from --serve REPO=FILE=PATH (repeatable). Faults for tests:
 connection), --rate B (bytes/s per connection), --corrupt (the CDN serves bytes whose sha256 does not match the metadata,
 the first --corrupt-times times).
 
-Usage: fake_hub.py --port P --serve org/name=model.gguf=/path/to/file [options]
+Usage: fake_hub.py --port P [--bind ADDR --cdn-host ADDR] --serve org/name=model.gguf=/path/to/file [options]
 """
 
 import argparse
@@ -44,6 +44,7 @@ class Hub:
         self.rate = args.rate
         self.corrupt_left = args.corrupt_times if args.corrupt else 0
         self.lock = threading.Lock()
+        self.cdn_host = args.cdn_host
         self.stats = {"resolve": 0, "cdn": 0, "other": 0}
 
 
@@ -121,7 +122,7 @@ def handler(hub):
             self.send_response(302)
             # Like the hub's CDN redirect, to another host: clients stop there to read
             # the metadata headers of this answer.
-            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{sha}")
+            self.send_header("Location", f"http://{hub.cdn_host}:{self.server.server_address[1]}/cdn/{sha}")
             self.send_header("X-Repo-Commit", COMMIT)
             self.send_header("X-Linked-Etag", f'"{sha}"')
             self.send_header("X-Linked-Size", str(size))
@@ -193,6 +194,8 @@ def handler(hub):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--cdn-host", default="localhost", help="host name or address of the CDN redirects (another name for this server)")
     p.add_argument("--serve", action="append", default=[])
     p.add_argument("--require-token", action="append", default=[])
     p.add_argument("--gated", action="append", default=[])
@@ -203,8 +206,8 @@ def main():
     p.add_argument("--rate", type=float, help="bytes per second per connection (slow network)")
     args = p.parse_args()
     hub = Hub(args)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(hub))
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server = ThreadingHTTPServer((args.bind, args.port), handler(hub))
+    print(f"http://{args.bind}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 

@@ -21,6 +21,7 @@ pass() { printf 'ok: %s\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 [[ -s "$FIXTURES/smollm2-135m-instruct.gguf" ]] || "$REPO_ROOT/scripts/fixtures/setup"
+# shellcheck source=/dev/null # rustup's, outside the repository
 [[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
 
 # --- build ----------------------------------------------------------------------------
@@ -61,10 +62,15 @@ grep -q 'Apache License' "$u/LICENSES/ai-sandbox-Apache-2.0.txt" && grep -q 'MIT
     fail "LICENSES/ does not hold the Apache-2.0 and MIT texts"
 grep -q "AI Sandbox $version" "$u/README.txt" || fail "README.txt does not name the version"
 for f in "$u"/bin/*; do
+    # shellcheck disable=SC2016 # a literal $ORIGIN
     [[ "$(patchelf --print-rpath "$f")" == '$ORIGIN/../lib' ]] || fail "$f has RUNPATH '$(patchelf --print-rpath "$f")'"
 done
-[[ "$(sed 's/  .*//' "$dist/SHA256SUMS" | wc -l)" == 1 ]] && grep -q "  $name.tar.gz\$" "$dist/SHA256SUMS" ||
-    fail "SHA256SUMS does not list exactly the tarball: $(cat "$dist/SHA256SUMS")"
+kit="ai-sandbox-$version-deploy"
+[[ "$(sed 's/  .*//' "$dist/SHA256SUMS" | wc -l)" == 2 ]] && grep -q "  $name.tar.gz\$" "$dist/SHA256SUMS" &&
+    grep -q "  $kit.tar.gz\$" "$dist/SHA256SUMS" ||
+    fail "SHA256SUMS does not list exactly the tarball and the deploy kit: $(cat "$dist/SHA256SUMS")"
+tar -tzf "$dist/$kit.tar.gz" | grep -qx "$kit/provision" && tar -tzf "$dist/$kit.tar.gz" | grep -qx "$kit/systemd/ai-sandbox-api.service" ||
+    fail "the deploy kit lacks its provisioner or units: $(tar -tzf "$dist/$kit.tar.gz" | tr '\n' ' ')"
 (cd "$dist" && sha256sum -c --quiet SHA256SUMS) || fail "sha256sum -c SHA256SUMS"
 pass "layout, VERSION ($(tr '\n' ' ' <"$u/VERSION")), LICENSES, RUNPATH and SHA256SUMS"
 
