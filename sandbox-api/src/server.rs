@@ -6,8 +6,9 @@ use std::time::Duration;
 use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use sandbox_core::Service;
 use sandbox_core::download::{ModelStore, StoreConfig};
+use sandbox_core::{ModelState, Service};
+use sandbox_systemd::Notifier;
 
 use crate::auth::ApiKeys;
 use crate::config::{ApiConfig, ModelSource};
@@ -50,8 +51,28 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// Tells systemd (`Type=notify`, through `$NOTIFY_SOCKET`; nothing without it) that the
+/// port is bound, and starts on this runtime the tasks that send the model's state as
+/// `STATUS=` lines, `STOPPING=1` on a stop signal, and `WATCHDOG=1` while the runtime
+/// runs and the engine thread (once there is one) shows progress within the period.
+fn notify_systemd(notifier: &Notifier, service: &Arc<Service>) {
+    notifier.ready();
+    actix_web::rt::spawn(sandbox_systemd::forward_status(
+        notifier.clone(),
+        service.subscribe(),
+        ModelState::status_line,
+    ));
+    actix_web::rt::spawn(sandbox_systemd::notify_stopping_on_signal(notifier.clone()));
+    let service = Arc::clone(service);
+    actix_web::rt::spawn(sandbox_systemd::run_watchdog(
+        notifier.clone(),
+        move |period| sandbox_systemd::heartbeat_verdict(service.heartbeat_age(), period),
+    ));
+}
+
 /// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.
 pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
+    let notifier = Notifier::from_env();
     let service = Service::new();
     match cfg.source() {
         ModelSource::Local(_) => service.load_in_background(cfg.engine.clone()),
@@ -112,7 +133,10 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
     for addr in server.addrs() {
         tracing::info!(listen = %addr, model_id = %cfg.served_model_id(), "sandbox-api listening");
     }
-    server.run().await?;
+    notify_systemd(&notifier, &service);
+    let served = server.run().await;
+    notifier.stopping();
+    served?;
     tracing::info!("HTTP server stopped; stopping the engine");
     let stopping = Arc::clone(&service);
     let stopped = tokio::time::timeout(

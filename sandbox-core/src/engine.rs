@@ -4,10 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use llama_sys::{Model, ModelInfo, ModelParams, Sampler, SessionParams, TokenId};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use crate::heartbeat::Heartbeat;
 use crate::job::{Completion, FinishReason, JobEvent, JobId, JobRequest, Prompt};
 use crate::queue::{PreparedJob, Queue, QueueStatus};
 use crate::template::{ChatMessage, ChatTemplate};
@@ -20,6 +22,7 @@ pub struct Engine {
     model: Arc<Model>,
     template: Option<ChatTemplate>,
     queue: Arc<Queue>,
+    heartbeat: Arc<Heartbeat>,
     n_ctx: u32,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -57,13 +60,15 @@ impl Engine {
             n_threads: (config.n_threads > 0).then_some(config.n_threads),
         };
         let queue = Arc::new(Queue::new(config.queue_capacity));
+        let heartbeat = Arc::new(Heartbeat::new());
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = {
             let model = Arc::clone(&model);
             let queue = Arc::clone(&queue);
+            let heartbeat = Arc::clone(&heartbeat);
             std::thread::Builder::new()
                 .name("sandbox-engine".into())
-                .spawn(move || engine_thread(&model, &params, &queue, &ready_tx))
+                .spawn(move || engine_thread(&model, &params, &queue, &heartbeat, &ready_tx))
                 .map_err(|e| {
                     EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}"))
                 })?
@@ -83,9 +88,20 @@ impl Engine {
             model,
             template,
             queue,
+            heartbeat,
             n_ctx,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Time since the engine thread last showed progress. The thread beats on every
+    /// turn of its loop: while idle it wakes at least every 250 ms, while running a
+    /// job before every prefill batch and every generated token. An age well past
+    /// those means the thread is stuck (in llama.cpp, or gone after a panic, or after
+    /// [`Engine::shutdown`]); a watchdog compares it with its period, which must
+    /// therefore exceed the longest single prefill batch or token on the hardware.
+    pub fn heartbeat_age(&self) -> Duration {
+        self.heartbeat.age()
     }
 
     /// The served model's metadata.
@@ -296,10 +312,13 @@ fn engine_thread(
     model: &Model,
     params: &SessionParams,
     queue: &Queue,
+    heartbeat: &Heartbeat,
     ready: &mpsc::Sender<Result<u32, llama_sys::LlamaError>>,
 ) {
+    let beat = || heartbeat.beat();
     let mut session = match model.session(params) {
         Ok(s) => {
+            beat();
             let _ = ready.send(Ok(s.n_ctx()));
             s
         }
@@ -308,10 +327,10 @@ fn engine_thread(
             return;
         }
     };
-    while let Some(pending) = queue.pop() {
+    while let Some(pending) = queue.pop(&beat) {
         let span = tracing::debug_span!("job", id = pending.id);
         let _enter = span.enter();
-        let last = runner::run(&mut session, model, &pending, &|| queue.expire());
+        let last = runner::run(&mut session, model, &pending, &|| queue.expire(), &beat);
         queue.finish(pending.id);
         if let Some(event) = last {
             pending.send(event);

@@ -16,6 +16,7 @@ pub mod download;
 mod engine;
 mod error;
 pub mod gpu;
+mod heartbeat;
 mod job;
 mod nvidia;
 mod queue;

@@ -15,6 +15,10 @@ use crate::job::{JobEvent, JobId, Limits};
 /// Before any job has finished, assume this per job for wait estimates.
 const INITIAL_JOB_ESTIMATE: Duration = Duration::from_secs(5);
 
+/// How often the idle engine thread wakes up (to expire waiting jobs and to beat its
+/// heartbeat).
+pub(crate) const IDLE_WAKE: Duration = Duration::from_millis(250);
+
 /// A job that passed validation: tokenized, limits resolved.
 #[derive(Debug)]
 pub(crate) struct PreparedJob {
@@ -180,10 +184,12 @@ impl Queue {
     }
 
     /// Blocks until a job is available and marks it running; `None` on shutdown.
-    /// Jobs that expired while waiting are failed on the way.
-    pub fn pop(&self) -> Option<Pending> {
+    /// Jobs that expired while waiting are failed on the way. `beat` is called on
+    /// every wake-up, at least every [`IDLE_WAKE`] while idle.
+    pub fn pop(&self, beat: &dyn Fn()) -> Option<Pending> {
         let mut st = self.lock();
         loop {
+            beat();
             if st.shutdown {
                 return None;
             }
@@ -194,10 +200,11 @@ impl Queue {
                 st.announce_positions();
                 return Some(p);
             }
-            // Wake up now and then to expire jobs even when nothing else happens.
+            // Wake up now and then to expire jobs and beat even when nothing else
+            // happens.
             st = self
                 .wake
-                .wait_timeout(st, Duration::from_millis(250))
+                .wait_timeout(st, IDLE_WAKE)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }

@@ -15,11 +15,13 @@ const EXPIRE_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs the job and returns its final event (`Done` or `Failed`), which the caller
 /// sends once the queue has recorded the job as finished; `None` if it never started.
+/// `beat` is called before every prefill batch and every sampled token.
 pub(crate) fn run(
     session: &mut Session<'_>,
     model: &Model,
     p: &Pending,
     expire: &dyn Fn(),
+    beat: &dyn Fn(),
 ) -> Option<JobEvent> {
     let started = Instant::now();
     let started_at = SystemTime::now();
@@ -62,7 +64,11 @@ pub(crate) fn run(
         prompt_tokens: job.tokens.len(),
         ..Usage::default()
     };
-    let prefill = match session.prefill(&job.tokens, &mut || p.is_cancelled() || past_deadline()) {
+    let mut interrupt = || {
+        beat();
+        p.is_cancelled() || past_deadline()
+    };
+    let prefill = match session.prefill(&job.tokens, &mut interrupt) {
         Ok(Some(outcome)) => {
             usage.cached_prompt_tokens = outcome.cached;
             Some(())
@@ -85,6 +91,7 @@ pub(crate) fn run(
         }
     } else {
         loop {
+            beat();
             if p.is_cancelled() {
                 break FinishReason::Cancelled;
             }

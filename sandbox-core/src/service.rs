@@ -2,10 +2,11 @@
 //! failed, with the engine available once ready. Loading happens on a background
 //! thread so a server can answer (with "not ready yet") from its first second.
 
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::download::{DownloadProgress, HubModel, ModelStore};
 use crate::{Engine, EngineConfig};
@@ -49,12 +50,39 @@ impl ModelState {
             Self::Error { .. } => "error",
         }
     }
+
+    /// One line for a service manager's status (`systemctl status`): `downloading
+    /// 42 %` (whole percents, so it changes at most a hundred times), `downloading:
+    /// MESSAGE` while the size is unknown, `loading: MESSAGE`, `ready` or `error:
+    /// MESSAGE`.
+    pub fn status_line(&self) -> String {
+        match self {
+            Self::Downloading {
+                progress: Some(p),
+                total_bytes,
+                ..
+            } => {
+                let percent = (p.clamp(0.0, 1.0) * 100.0).floor();
+                match total_bytes {
+                    Some(t) => format!("downloading {percent:.0} % of {:.2} GB", *t as f64 / 1e9),
+                    None => format!("downloading {percent:.0} %"),
+                }
+            }
+            Self::Downloading { message, .. } => format!("downloading: {message}"),
+            Self::Loading { message } => match message.strip_prefix("loading ") {
+                Some(what) => format!("loading: {what}"),
+                None => format!("loading: {message}"),
+            },
+            Self::Ready => "ready".into(),
+            Self::Error { message } => format!("error: {message}"),
+        }
+    }
 }
 
 /// One served model: its state and, once loaded, its engine.
 #[derive(Debug)]
 pub struct Service {
-    state: RwLock<ModelState>,
+    state: watch::Sender<ModelState>,
     engine: OnceLock<Engine>,
 }
 
@@ -62,7 +90,7 @@ impl Service {
     /// A service that is still `Loading` and has no engine.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            state: RwLock::new(ModelState::Loading {
+            state: watch::Sender::new(ModelState::Loading {
                 message: "starting".into(),
             }),
             engine: OnceLock::new(),
@@ -181,12 +209,24 @@ impl Service {
 
     /// The current state.
     pub fn state(&self) -> ModelState {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state.borrow().clone()
     }
 
     /// Replaces the state (the downloader reports progress through this).
     pub fn set_state(&self, state: ModelState) {
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.state.send_replace(state);
+    }
+
+    /// Follows the state: the receiver sees the current state and is woken on every
+    /// [`Service::set_state`] (download progress included).
+    pub fn subscribe(&self) -> watch::Receiver<ModelState> {
+        self.state.subscribe()
+    }
+
+    /// The engine thread's [`Engine::heartbeat_age`], or `None` while there is no
+    /// engine (downloading, loading, or failed to load).
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        self.engine.get().map(Engine::heartbeat_age)
     }
 
     /// The engine when ready, else the state that explains why not.
@@ -202,5 +242,68 @@ impl Service {
         if let Some(e) = self.engine.get() {
             e.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_name_the_state() {
+        let downloading = |progress, total| ModelState::Downloading {
+            progress,
+            downloaded_bytes: 0,
+            total_bytes: total,
+            message: "org/repo/m.gguf: checking the cache".into(),
+        };
+        assert_eq!(
+            downloading(Some(0.4299), Some(4_370_000_000)).status_line(),
+            "downloading 42 % of 4.37 GB"
+        );
+        assert_eq!(
+            downloading(Some(1.0), None).status_line(),
+            "downloading 100 %"
+        );
+        assert_eq!(
+            downloading(None, None).status_line(),
+            "downloading: org/repo/m.gguf: checking the cache"
+        );
+        assert_eq!(
+            ModelState::Loading {
+                message: "loading /m/a.gguf".into()
+            }
+            .status_line(),
+            "loading: /m/a.gguf"
+        );
+        assert_eq!(
+            ModelState::Loading {
+                message: "starting".into()
+            }
+            .status_line(),
+            "loading: starting"
+        );
+        assert_eq!(ModelState::Ready.status_line(), "ready");
+        assert_eq!(
+            ModelState::Error {
+                message: "no such file".into()
+            }
+            .status_line(),
+            "error: no such file"
+        );
+    }
+
+    #[test]
+    fn subscribers_see_state_changes_and_no_engine_has_no_heartbeat() {
+        let service = Service::new();
+        let mut rx = service.subscribe();
+        assert_eq!(rx.borrow_and_update().name(), "loading");
+        service.set_state(ModelState::Error {
+            message: "x".into(),
+        });
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(rx.borrow_and_update().name(), "error");
+        assert_eq!(service.state().name(), "error");
+        assert_eq!(service.heartbeat_age(), None);
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use sandbox_systemd::{Notifier, Verdict};
 
 use crate::api_client::ApiClient;
 use crate::assets;
@@ -86,8 +87,28 @@ pub fn state(cfg: UiConfig) -> Result<AppState, StartError> {
     })
 }
 
+/// Tells systemd (`Type=notify`, through `$NOTIFY_SOCKET`; nothing without it) that the
+/// port is bound, and starts on this runtime the tasks that send `STOPPING=1` on a stop
+/// signal and `WATCHDOG=1` while the runtime runs and the history database answers a
+/// read.
+fn notify_systemd(notifier: &Notifier, store: Store, addr: std::net::SocketAddr) {
+    notifier.ready();
+    notifier.status(&format!("serving on {addr}"));
+    actix_web::rt::spawn(sandbox_systemd::notify_stopping_on_signal(notifier.clone()));
+    actix_web::rt::spawn(sandbox_systemd::run_watchdog(
+        notifier.clone(),
+        move |_| match store.probe() {
+            Ok(()) => Verdict::Ping,
+            Err(e) => Verdict::Withhold {
+                reason: format!("the history database does not answer: {e}"),
+            },
+        },
+    ));
+}
+
 /// Serves until SIGTERM/SIGINT, then flushes the database.
 pub async fn run(cfg: UiConfig) -> Result<(), StartError> {
+    let notifier = Notifier::from_env();
     let addr = cfg.listen;
     let state = web::Data::new(state(cfg)?);
     let store = state.store.clone();
@@ -146,7 +167,10 @@ pub async fn run(cfg: UiConfig) -> Result<(), StartError> {
         source,
     })?;
     tracing::info!(listen = %addr, api = %state.cfg.api_url, data_dir = %state.cfg.data_dir.display(), "sandbox-ui serving");
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    notify_systemd(&notifier, store.clone(), bound);
     let result = server.run().await;
+    notifier.stopping();
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final flush failed");
     }

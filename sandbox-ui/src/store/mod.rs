@@ -210,6 +210,13 @@ impl Store {
         })
     }
 
+    /// A cheap read (the first account record) that fails or hangs when the database
+    /// does: the watchdog's sign of life.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.users.first()?;
+        Ok(())
+    }
+
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
