@@ -49,6 +49,10 @@ enum ModelCommand {
     Pull {
         #[command(flatten)]
         args: config::ServeArgs,
+        /// Also keep the progress (then the outcome, with a machine-readable error kind)
+        /// as JSON in this file, replaced atomically about once a second.
+        #[arg(long)]
+        progress_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -61,11 +65,14 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if let Some(Command::Model {
-        action: ModelCommand::Pull { args },
+        action: ModelCommand::Pull {
+            args,
+            progress_file,
+        },
     }) = &cli.command
     {
         return match config::ApiConfig::load_unchecked(args) {
-            Ok(cfg) => pull::run(&cfg),
+            Ok(cfg) => pull::run(&cfg, progress_file.as_deref()),
             Err(e) => {
                 eprintln!("sandbox-api: {e}");
                 ExitCode::from(2)

@@ -80,3 +80,22 @@ pub enum DownloadError {
     #[error("file error: {0}")]
     Io(String),
 }
+
+impl DownloadError {
+    /// A stable machine-readable name of the variant (`unauthorized`, `not_found`,
+    /// `network`, `disk_full`, `corrupted`, `not_gguf`, `offline_not_cached`,
+    /// `protocol`, `io`), so that scripts never match on the English message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::NotFound { .. } => "not_found",
+            Self::Network { .. } => "network",
+            Self::DiskFull { .. } => "disk_full",
+            Self::Corrupted { .. } => "corrupted",
+            Self::NotGguf(_) => "not_gguf",
+            Self::OfflineNotCached { .. } => "offline_not_cached",
+            Self::Protocol(_) => "protocol",
+            Self::Io(_) => "io",
+        }
+    }
+}
