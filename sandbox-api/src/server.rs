@@ -7,8 +7,8 @@ use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use sandbox_core::download::{ModelStore, StoreConfig};
+use sandbox_core::systemd::{self, Notifier};
 use sandbox_core::{ModelState, Service};
-use sandbox_systemd::Notifier;
 
 use crate::auth::ApiKeys;
 use crate::config::{ApiConfig, ModelSource};
@@ -57,17 +57,16 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// runs and the engine thread (once there is one) shows progress within the period.
 fn notify_systemd(notifier: &Notifier, service: &Arc<Service>) {
     notifier.ready();
-    actix_web::rt::spawn(sandbox_systemd::forward_status(
+    actix_web::rt::spawn(systemd::forward_status(
         notifier.clone(),
         service.subscribe(),
         ModelState::status_line,
     ));
-    actix_web::rt::spawn(sandbox_systemd::notify_stopping_on_signal(notifier.clone()));
+    actix_web::rt::spawn(systemd::notify_stopping_on_signal(notifier.clone()));
     let service = Arc::clone(service);
-    actix_web::rt::spawn(sandbox_systemd::run_watchdog(
-        notifier.clone(),
-        move |period| sandbox_systemd::heartbeat_verdict(service.heartbeat_age(), period),
-    ));
+    actix_web::rt::spawn(systemd::run_watchdog(notifier.clone(), move |period| {
+        systemd::heartbeat_verdict(service.heartbeat_age(), period)
+    }));
 }
 
 /// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.

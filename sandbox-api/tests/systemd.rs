@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use sandbox_systemd::testing::NotifySocket;
+use sandbox_core::systemd::testing::NotifySocket;
 
 fn fixture(name: &str) -> PathBuf {
     let dir = std::env::var_os("AI_SANDBOX_FIXTURES")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use sandbox_systemd::{Notifier, Verdict};
+use sandbox_core::systemd::{self, Notifier, Verdict};
 
 use crate::api_client::ApiClient;
 use crate::assets;
@@ -94,8 +94,8 @@ pub fn state(cfg: UiConfig) -> Result<AppState, StartError> {
 fn notify_systemd(notifier: &Notifier, store: Store, addr: std::net::SocketAddr) {
     notifier.ready();
     notifier.status(&format!("serving on {addr}"));
-    actix_web::rt::spawn(sandbox_systemd::notify_stopping_on_signal(notifier.clone()));
-    actix_web::rt::spawn(sandbox_systemd::run_watchdog(
+    actix_web::rt::spawn(systemd::notify_stopping_on_signal(notifier.clone()));
+    actix_web::rt::spawn(systemd::run_watchdog(
         notifier.clone(),
         move |_| match store.probe() {
             Ok(()) => Verdict::Ping,

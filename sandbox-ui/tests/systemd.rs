@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use sandbox_systemd::testing::NotifySocket;
+use sandbox_core::systemd::testing::NotifySocket;
 
 /// The running binary and its data folder; killed and removed on drop, its log
 /// printed when the test failed.

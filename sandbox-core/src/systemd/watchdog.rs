@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::Notifier;
+use super::Notifier;
 
 /// Whether the watchdog may vouch for the process right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,10 @@ pub enum Verdict {
 /// failed to load): then the runtime that runs this check answering is all there is to
 /// prove, and it pings. A heartbeat younger than `period` pings; one as old as
 /// `period` or older withholds, naming the age.
+///
+/// Engine glue (`Service::heartbeat_age` is its input): only with the `engine`
+/// feature.
+#[cfg(feature = "engine")]
 pub fn heartbeat_verdict(heartbeat_age: Option<Duration>, period: Duration) -> Verdict {
     match heartbeat_age {
         None => Verdict::Ping,
@@ -172,8 +176,10 @@ pub async fn notify_stopping_on_signal(notifier: Notifier) {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "engine")]
     const PERIOD: Duration = Duration::from_secs(2);
 
+    #[cfg(feature = "engine")]
     #[test]
     fn a_stale_heartbeat_withholds_the_ping() {
         for age in [
@@ -194,6 +200,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "engine")]
     #[test]
     fn a_fresh_heartbeat_pings() {
         for age in [
@@ -209,6 +216,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "engine")]
     #[test]
     fn no_worker_yet_pings() {
         assert_eq!(heartbeat_verdict(None, PERIOD), Verdict::Ping);
