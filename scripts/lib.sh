@@ -90,7 +90,11 @@ linode_rdns_name() { # IPV4
     printf '%s.ip.linodeusercontent.com' "${1//./-}"
 }
 
-# "PROCESS (pid N)" listening on TCP PORT, empty when the port is free.
+# "PROCESS (pid N, UNIT)" listening on TCP PORT, empty when the port is free.
 port_owner() { # PORT
-    ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
+    local name pid unit
+    read -r name pid < <(ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 \2/p' | head -1) || return 0
+    [[ -n "$pid" ]] || return 0
+    unit="$(ps -o unit= -p "$pid" 2>/dev/null | tr -d ' ')"
+    printf '%s (pid %s%s)' "$name" "$pid" "${unit:+, $unit}"
 }

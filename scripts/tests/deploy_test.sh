@@ -12,6 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 source "$REPO_ROOT/scripts/tests/nspawn.sh"
 
 work="$(mktemp -d /var/tmp/deploy-test.XXXXXX)"
+mkdir "$work/www"
 pids=()
 cleanup() {
     local p
@@ -41,8 +42,13 @@ elapsed() { echo $((SECONDS - $1)); }
 
 # --- the release and the root file system ------------------------------------------------
 t0=$SECONDS
-"$REPO_ROOT/scripts/release" --target linux-x86_64-cpu --out "$work/www" >"$work/release.log" 2>&1 ||
-    { tail -30 "$work/release.log"; fail "scripts/release"; }
+if [[ -n "${DEPLOY_TEST_RELEASE:-}" ]]; then
+    # A release built before (e.g. by a developer iterating on the scripts).
+    cp -a "$DEPLOY_TEST_RELEASE/." "$work/www/"
+else
+    "$REPO_ROOT/scripts/release" --target linux-x86_64-cpu --out "$work/www" >"$work/release.log" 2>&1 ||
+        { tail -30 "$work/release.log"; fail "scripts/release"; }
+fi
 pass "release (cpu tarball + deploy kit) in $(elapsed "$t0") s"
 t0=$SECONDS
 rootfs="$("$REPO_ROOT/scripts/tests/rootfs-noble")"
@@ -53,11 +59,16 @@ MODEL_FILE=smollm2-135m-instruct.gguf
 HF_TOKEN_SECRET="hf_deploy_test_$(random_secret 16)"
 PROBE_RTX="echo '01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD104GL [RTX 4000 Ada Generation] [10de:27b2] (rev a1)'"
 
-start_servers() { # HOST_IP: the release server and the fake hub, on the container's link
-    local ip="$1"
-    python3 -m http.server --bind "$ip" --directory "$work/www" 0 >"$work/www.log" 2>&1 &
+start_servers() { # NAME: the release server and the fake hub, on the container's link
+    local ip
+    ip="$(ct_host_ip "$1")"
+    printf '%s cdn.hub.test\n' "$ip" >>"$(ct_root "$1")/etc/hosts"
+    python3 -u -m http.server --bind "$ip" --directory "$work/www" 0 >"$work/www.log" 2>&1 &
     pids+=($!)
-    python3 "$REPO_ROOT/scripts/fakehub/fake_hub.py" --bind "$ip" --cdn-host "$ip" \
+    # The CDN must be another host name than the hub (the client follows same-host
+    # redirects itself and would lose the hub's headers): the container knows it from
+    # its /etc/hosts, as an instance knows the real CDN from DNS.
+    python3 "$REPO_ROOT/scripts/fakehub/fake_hub.py" --bind "$ip" --cdn-host cdn.hub.test \
         --serve "$MODEL_REPO=$MODEL_FILE=$FIXTURES/smollm2-135m-instruct.gguf" --require-token "$MODEL_REPO" \
         --serve "test/smollm2=$MODEL_FILE=$FIXTURES/smollm2-135m-instruct.gguf" \
         --token "$HF_TOKEN_SECRET" >"$work/hub.url" 2>"$work/hub.log" &
@@ -103,9 +114,8 @@ CT=aisb1
 ct_create "$CT" "$rootfs"
 ct_boot "$CT"
 ct_wait_booted "$CT" 60
-host_ip="$(ct_host_ip "$CT")"
 ct_ip="$(ct_ip "$CT")"
-start_servers "$host_ip"
+start_servers "$CT"
 HOST="$(linode_rdns_name "$ct_ip")"
 root="$(ct_root "$CT")"
 
@@ -211,7 +221,7 @@ t0=$SECONDS
 in_ct kill -STOP "$pid"
 wait_for $((watchdog_s + 15)) "hung API restarted by the watchdog" pid_changed ai-sandbox-api "$pid"
 wait_for 15 "API answering after the watchdog restart" api_ready
-ct_journal "$CT" -u ai-sandbox-api --no-pager | grep -qi 'watchdog' || fail "the journal does not show a watchdog restart"
+in_ct journalctl -u ai-sandbox-api --no-pager | grep -q 'Watchdog timeout' || fail "the journal does not show a watchdog restart"
 pass "SIGSTOP of sandbox-api: killed by the watchdog (WatchdogSec $watchdog_s) and answering again in $(elapsed "$t0") s"
 
 # --- reboot: everything back from the cache, no hub request --------------------------------
@@ -245,12 +255,12 @@ pass "second provisioner run: no file, process or hub request changed ($(elapsed
 # --- failures while running, explained in the motd ---------------------------------------------
 # Port 8080 taken by another program.
 in_ct systemctl stop ai-sandbox-api
-in_ct systemd-run --unit squatter -- systemd-socket-activate -l 127.0.0.1:8080 /bin/cat >/dev/null
+in_ct systemd-run --unit squatter -- systemd-socket-activate --accept -l 127.0.0.1:8080 /bin/true >/dev/null
 wait_for 10 "squatter listening" port_listening 8080
 in_ct systemctl start --no-block ai-sandbox-api
-wait_for 60 "motd naming the process on port 8080" motd_says "port 8080 is used by systemd-socket-"
-motd_says "ERROR: port 8080 is in use" || fail "no boxed error for port 8080"
-pass "port 8080 taken: $(motd | grep -o 'port 8080 is used by [^,]*' | head -1)"
+wait_for 60 "a boxed motd error for port 8080" motd_says "ERROR: port 8080 is in use"
+motd_says "systemd-socket-" && motd_says "squatter.service" || fail "the motd does not name the program on port 8080: $(motd)"
+pass "port 8080 taken: the motd names $(motd | grep -o 'systemd-socket-[^)]*)' | head -1)"
 in_ct systemctl stop squatter
 wait_for 60 "API back once 8080 is free" api_ready
 wait_for 40 "ready motd once 8080 is free" motd_says "AI Sandbox is ready"
@@ -285,7 +295,9 @@ ct_create "$CT" "$rootfs"
 ct_boot "$CT"
 ct_wait_booted "$CT" 60
 root="$(ct_root "$CT")"
-[[ "$(ct_host_ip "$CT")" == "$host_ip" ]] || { host_ip="$(ct_host_ip "$CT")"; kill "${pids[@]}" 2>/dev/null || true; pids=(); start_servers "$host_ip"; }
+kill "${pids[@]}" 2>/dev/null || true
+pids=()
+start_servers "$CT"
 fail_udf=(USER_NAME=sandbox "AI_SANDBOX_RELEASE_URL=$RELEASE_URL" "HF_ENDPOINT=$HUB_URL" AI_SANDBOX_CPU_MODE=1)
 
 expect_failure() { # KIND MOTD_TEXT: the provisioner failed with KIND and the motd says TEXT
