@@ -105,7 +105,8 @@ wait_for() { # SECONDS DESCRIPTION CMD...: until CMD succeeds
     done
 }
 
-motd_says() { motd | grep -qF -- "$1"; }
+# The motd's boxed text wraps: search it as one line.
+motd_says() { motd | sed 's/^| //; s/ *|$//' | tr '\n' ' ' | tr -s ' ' | grep -qF -- "$1"; }
 pid_changed() { [[ "$(unit_prop "$1" MainPID)" != "$2" ]]; }
 port_listening() { in_ct ss -Hltn | grep -q "127.0.0.1:$1"; }
 
