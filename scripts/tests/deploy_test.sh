@@ -60,27 +60,37 @@ HF_TOKEN_SECRET="hf_deploy_test_$(random_secret 16)"
 PROBE_RTX="echo '01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD104GL [RTX 4000 Ada Generation] [10de:27b2] (rev a1)'"
 
 start_servers() { # NAME: the release server and the fake hub, on the container's link
-    local ip
+    local ip _
     ip="$(ct_host_ip "$1")"
     printf '%s cdn.hub.test\n' "$ip" >>"$(ct_root "$1")/etc/hosts"
     python3 -u -m http.server --bind "$ip" --directory "$work/www" 0 >"$work/www.log" 2>&1 &
     pids+=($!)
+    for _ in $(seq 100); do
+        RELEASE_PORT="$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/www.log" | head -1)"
+        [[ -n "$RELEASE_PORT" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$RELEASE_PORT" ]] || fail "the release server did not start"
+    RELEASE_URL="http://$ip:$RELEASE_PORT"
+    start_hub "$ip"
+}
+
+start_hub() { # IP [BYTES_PER_SECOND_PER_CONNECTION]: sets HUB_URL
+    local _ rate=()
+    [[ -n "${2:-}" ]] && rate=(--rate "$2")
+    : >"$work/hub.url"
     # The CDN must be another host name than the hub (the client follows same-host
     # redirects itself and would lose the hub's headers): the container knows it from
     # its /etc/hosts, as an instance knows the real CDN from DNS.
-    python3 "$REPO_ROOT/scripts/fakehub/fake_hub.py" --bind "$ip" --cdn-host cdn.hub.test \
+    python3 "$REPO_ROOT/scripts/fakehub/fake_hub.py" --bind "$1" --cdn-host cdn.hub.test "${rate[@]}" \
         --serve "$MODEL_REPO=$MODEL_FILE=$FIXTURES/smollm2-135m-instruct.gguf" --require-token "$MODEL_REPO" \
         --serve "test/smollm2=$MODEL_FILE=$FIXTURES/smollm2-135m-instruct.gguf" \
         --token "$HF_TOKEN_SECRET" >"$work/hub.url" 2>"$work/hub.log" &
-    pids+=($!)
-    local _
-    for _ in $(seq 100); do
-        [[ -s "$work/hub.url" ]] && RELEASE_PORT="$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/www.log" | head -1)" && [[ -n "$RELEASE_PORT" ]] && break
-        sleep 0.1
-    done
-    [[ -n "${RELEASE_PORT:-}" && -s "$work/hub.url" ]] || fail "the release server or the fake hub did not start"
+    HUB_PID=$!
+    pids+=("$HUB_PID")
+    for _ in $(seq 100); do [[ -s "$work/hub.url" ]] && break; sleep 0.1; done
+    [[ -s "$work/hub.url" ]] || fail "the fake hub did not start: $(cat "$work/hub.log")"
     HUB_URL="$(cat "$work/hub.url")"
-    RELEASE_URL="http://$ip:$RELEASE_PORT"
 }
 
 hub_requests() { curl -fsS "$HUB_URL/_stats" | jq '.resolve + .cdn'; }
@@ -308,6 +318,7 @@ expect_failure() { # KIND MOTD_TEXT: the provisioner failed with KIND and the mo
         fail "the motd for $1 lacks the box, '$2', what to do or the logs"
     grep -q "ERROR ($1)" "$root/var/log/ai-sandbox/provision.log" || fail "the log has no detail for $1"
     pass "$1: $(motd | sed -n '2p' | sed 's/^| *//;s/ *|$//')"
+    motd | sed 's/^/    /' >&2
 }
 set_deploy() { # KEY VALUE: as a person fixing the deployment would
     in_ct sed -i "s|^$1=.*|$1=$2|" /etc/ai-sandbox/deploy.env
@@ -334,8 +345,21 @@ reprovision && fail "provisioning succeeded on a full disk"
 expect_failure disk_full "disk"
 in_ct umount /var/lib/ai-sandbox/hf
 
+# The last run downloads through a slow hub, so the motd's progress line can be seen.
+kill "$HUB_PID"
+start_hub "$(ct_host_ip "$CT")" 1500000
+set_deploy HF_ENDPOINT "$HUB_URL"
+: >"$work/motd-download"
+(
+    while sleep 0.5; do grep -h 'model download: ' "$root/etc/motd" >>"$work/motd-download" 2>/dev/null || true; done
+) &
+watcher=$!
 reprovision || fail "provisioning did not finish once the causes were fixed: $(tail -5 "$work/fail.out")"
+kill "$watcher" 2>/dev/null || true
 motd_says "AI Sandbox is ready" || fail "no ready motd after the fixes"
 pass "after fixing each cause, the same provisioner finished: the failures left nothing half-done"
+grep -qE 'model download: [0-9]+ % \([0-9.]+ [MG]B of [0-9.]+ [MG]B\) at [0-9.]+ [MG]B/s' "$work/motd-download" ||
+    fail "the motd never showed the download's percentage and speed: $(head -3 "$work/motd-download")"
+pass "download progress in the motd: $(sort -u "$work/motd-download" | sed 's/^ *//' | head -3 | paste -sd '|')"
 ct_destroy "$CT"
 printf 'deploy test: StackScript → ready %s s, reboot → ready %s s\n' "$deploy_s" "$reboot_s" >&2
