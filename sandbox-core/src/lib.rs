@@ -36,63 +36,47 @@
 
 pub mod systemd;
 
-#[cfg(feature = "engine")]
-mod config;
-#[cfg(feature = "engine")]
-pub mod download;
-#[cfg(feature = "engine")]
-mod engine;
-#[cfg(feature = "engine")]
-mod error;
-#[cfg(feature = "engine")]
-pub mod gpu;
-#[cfg(feature = "engine")]
-mod heartbeat;
-#[cfg(feature = "engine")]
-mod job;
-#[cfg(feature = "engine")]
-mod nvidia;
-#[cfg(feature = "engine")]
-mod queue;
-#[cfg(feature = "engine")]
-mod runner;
-#[cfg(feature = "engine")]
-mod service;
-#[cfg(feature = "engine")]
-mod stop;
-#[cfg(feature = "engine")]
-mod template;
+/// Every item given is compiled only with the `engine` feature (the one place that says
+/// so, instead of an attribute on each).
+macro_rules! with_engine {
+    ($($item:item)*) => { $( #[cfg(feature = "engine")] $item )* };
+}
 
-#[cfg(feature = "engine")]
-pub use config::EngineConfig;
-#[cfg(feature = "engine")]
-pub use engine::{Engine, JobHandle};
-#[cfg(feature = "engine")]
-pub use error::{EngineError, LlamaError};
-#[cfg(feature = "engine")]
-pub use job::{
-    Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,
-};
-#[cfg(feature = "engine")]
-pub use llama_sys::{
-    ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob, json_schema_to_gbnf,
-};
-#[cfg(feature = "engine")]
-pub use nvidia::NvidiaVersions;
-#[cfg(feature = "engine")]
-pub use queue::QueueStatus;
-#[cfg(feature = "engine")]
-pub use service::{ModelState, Service};
-#[cfg(feature = "engine")]
-pub use stop::{StopMatcher, StopOutcome};
-#[cfg(feature = "engine")]
-pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
+with_engine! {
+    mod config;
+    pub mod download;
+    mod engine;
+    mod error;
+    pub mod gpu;
+    mod heartbeat;
+    mod job;
+    mod nvidia;
+    mod queue;
+    mod runner;
+    mod service;
+    mod stop;
+    mod template;
 
-/// Things for benchmarks and diagnostics that are not part of serving.
-#[cfg(feature = "engine")]
-pub mod diagnostics {
-    pub use llama_sys::{
-        BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Quant, Session,
-        SessionParams, bare_greedy_decode, gpu_devices, quantize,
+    pub use config::EngineConfig;
+    pub use engine::{Engine, JobHandle};
+    pub use error::{EngineError, LlamaError};
+    pub use job::{
+        Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,
     };
+    pub use llama_sys::{
+        ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob, json_schema_to_gbnf,
+    };
+    pub use nvidia::NvidiaVersions;
+    pub use queue::QueueStatus;
+    pub use service::{ModelState, Service};
+    pub use stop::{StopMatcher, StopOutcome};
+    pub use template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall};
+
+    /// Things for benchmarks and diagnostics that are not part of serving.
+    pub mod diagnostics {
+        pub use llama_sys::{
+            BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Quant, Session,
+            SessionParams, bare_greedy_decode, gpu_devices, quantize,
+        };
+    }
 }

@@ -289,6 +289,22 @@ wait_for 60 "UI back after the binary is restored" ui_answers
 wait_for 60 "ready motd after the UI recovered" motd_says "AI Sandbox is ready"
 pass "restored binary: the UI came back by itself"
 
+# --- once a publicly trusted certificate is held, plain HTTP redirects ----------------------
+# Stands in for Let's Encrypt answering: the certificate Caddy holds is filed where its
+# ACME issuer's would be (what the motd and the redirect switch look at).
+certs="$root/var/lib/caddy/.local/share/caddy/certificates"
+in_ct cp -a "/var/lib/caddy/.local/share/caddy/certificates/local" "/var/lib/caddy/.local/share/caddy/certificates/acme-v02.api.letsencrypt.org-directory"
+[[ -d "$certs/acme-v02.api.letsencrypt.org-directory/$HOST" ]] || fail "no certificate for $HOST to stand in with"
+redirects() {
+    local loc
+    loc="$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve "$HOST:80:$ct_ip" "http://$HOST/v1/models")"
+    [[ "$loc" == "308 https://$HOST/v1/models" ]]
+}
+wait_for 30 "plain HTTP redirecting to HTTPS once a public certificate is held" redirects
+motd_says "self-signed" && fail "the motd still warns about the certificate"
+grep -q "redir https://$HOST{uri} 308" "$root/etc/caddy/Caddyfile" || fail "the Caddyfile has no redirect"
+pass "public certificate held: http:// answers 308 → https://, the motd drops the certificate warning"
+
 # --- no secret anywhere it should not be -------------------------------------------------------
 ct_journal "$CT" --no-pager -o cat >"$work/journal.txt"
 in_ct ps -eo args >"$work/ps.txt"

@@ -128,3 +128,125 @@ mod tests {
         assert!(!dir.exists());
     }
 }
+
+/// A binary started as systemd would start a `Type=notify` service with `WatchdogSec`:
+/// `NOTIFY_SOCKET` and `WATCHDOG_USEC` set, its log kept in a file that is printed when
+/// the test fails. Killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct NotifiedChild {
+    child: std::process::Child,
+    log: PathBuf,
+    name: String,
+}
+
+impl NotifiedChild {
+    /// Spawns `command` (program and arguments set by the caller) against `socket` with
+    /// a watchdog period of `watchdog`.
+    pub fn spawn(
+        mut command: std::process::Command,
+        socket: &NotifySocket,
+        watchdog: Duration,
+    ) -> std::io::Result<Self> {
+        let name = Path::new(command.get_program())
+            .file_name()
+            .map_or_else(|| "child".to_owned(), |n| n.to_string_lossy().into_owned());
+        let log = socket.dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let child = command
+            .env("NOTIFY_SOCKET", socket.path())
+            .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
+            .env_remove("WATCHDOG_PID")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(out)
+            .spawn()?;
+        Ok(Self { child, log, name })
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) with kill(1).
+    pub fn signal(&self, name: &str) -> std::io::Result<bool> {
+        Ok(std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()?
+            .success())
+    }
+
+    /// The exit status once the process has ended within `within`, else `None`.
+    pub fn wait_exit(
+        &mut self,
+        within: Duration,
+    ) -> std::io::Result<Option<std::process::ExitStatus>> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for NotifiedChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- {} log ---\n{log}", self.name);
+        }
+    }
+}
+
+/// How many of `lines` are exactly `line`.
+pub fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+/// The end of a watchdog test: a stopped process sends no ping (so systemd would kill
+/// it), a continued one pings again, and SIGTERM brings `STOPPING=1` and exit status 0.
+/// Panics (the test fails) with what was received otherwise.
+pub fn assert_watchdog_follows_the_process(child: &mut NotifiedChild, socket: &NotifySocket) {
+    assert!(
+        child.signal("STOP").expect("kill runs"),
+        "kill -STOP failed"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let _in_flight = socket
+        .lines_during(Duration::from_millis(100))
+        .expect("recv");
+    let lines = socket.lines_during(Duration::from_secs(3)).expect("recv");
+    assert_eq!(
+        count(&lines, "WATCHDOG=1"),
+        0,
+        "pinged while stopped: {lines:?}"
+    );
+
+    assert!(
+        child.signal("CONT").expect("kill runs"),
+        "kill -CONT failed"
+    );
+    let (ping, seen) = socket
+        .wait_for(Duration::from_secs(5), |l| l == "WATCHDOG=1")
+        .expect("recv");
+    assert!(ping.is_some(), "no ping after SIGCONT; got {seen:?}");
+
+    assert!(
+        child.signal("TERM").expect("kill runs"),
+        "kill -TERM failed"
+    );
+    let (stopping, seen) = socket
+        .wait_for(Duration::from_secs(10), |l| l == "STOPPING=1")
+        .expect("recv");
+    assert!(
+        stopping.is_some(),
+        "no STOPPING=1 after SIGTERM; got {seen:?}"
+    );
+    let status = child
+        .wait_exit(Duration::from_secs(30))
+        .expect("try_wait")
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+}
