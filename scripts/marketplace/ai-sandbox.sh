@@ -16,7 +16,7 @@
 # <UDF name="domain" label="Domain whose DNS points at this instance (empty: the instance's ip.linodeusercontent.com name)" example="chat.example.com" default="" />
 # <UDF name="soa_email_address" label="Email address for Let's Encrypt notices" example="admin@example.com" default="" />
 # <UDF name="access_header" label="Access (optional)" default="Yes" header="Yes" />
-# <UDF name="allowed_cidr" label="Allow the chat and the API only from this IP address or CIDR (empty: from anywhere)" example="203.0.113.7/32" default="" />
+# <UDF name="allowed_cidr" label="Allow the chat and the API only from this IP address or CIDR (empty: from anywhere; a restriction keeps Let's Encrypt out, so HTTPS uses a self-signed certificate)" example="203.0.113.7/32" default="" />
 # <UDF name="install_docker" label="Also install Docker and the NVIDIA Container Toolkit?" oneOf="Yes,No" default="No" />
 set -euo pipefail
 
@@ -114,21 +114,34 @@ install_kit() {
 }
 
 # The provisioner runs as a unit so that a reboot or a temporary failure resumes it
-# without a person; its log is followed here for the StackScript log.
+# without a person; its log is followed here for the StackScript log until it is done
+# or needs a person.
 provision() {
+    local state=/var/lib/ai-sandbox/provision unit=ai-sandbox-provision.service active result
     install -m 0644 "$KIT/systemd/ai-sandbox-provision.service" /etc/systemd/system/
     systemctl daemon-reload
-    systemctl enable --quiet ai-sandbox-provision.service
+    systemctl enable --quiet "$unit"
     mkdir -p /var/log/ai-sandbox
     touch /var/log/ai-sandbox/provision.log
     tail -n 0 -F /var/log/ai-sandbox/provision.log >>"$LOG" 2>/dev/null &
-    local tail_pid=$! rc=0
-    say "provisioning (ai-sandbox-provision.service; progress in /etc/motd)"
-    systemctl start ai-sandbox-provision.service || rc=$?
+    local tail_pid=$!
+    say "provisioning ($unit; progress in /etc/motd)"
+    systemctl start --no-block "$unit"
+    sleep 2
+    local deadline=$((SECONDS + 2700))
+    while ((SECONDS < deadline)); do
+        [[ -e "$state/complete" ]] && break
+        active="$(systemctl show -p ActiveState --value "$unit")"
+        result="$(systemctl show -p Result --value "$unit")"
+        # Failed for good (exit 1: needs a person); a temporary failure (exit 75) shows
+        # as "activating" while the unit waits to retry.
+        [[ "$active" == failed || ("$active" == inactive && "$result" != success) ]] && break
+        sleep 2
+    done
     sleep 1
     kill "$tail_pid" 2>/dev/null || true
-    if ((rc)); then
-        say "provisioning did not finish: see /etc/motd and /var/log/ai-sandbox/provision.log"
+    if [[ ! -e "$state/complete" ]]; then
+        say "provisioning needs attention: see /etc/motd and /var/log/ai-sandbox/provision.log"
         exit 1
     fi
     say "done: see /etc/motd"
