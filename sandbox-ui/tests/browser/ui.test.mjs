@@ -211,6 +211,8 @@ test("a page reloaded mid-answer follows it again, and can stop it", async () =>
 
 test("the queue position shows while another request runs", async () => {
   const { context, page } = await loggedInPage();
+  // Capped like every answer a test waits for: sampled, it could run to the context's end.
+  await setMaxTokens(page, 48);
   await apiQueueFree(10000);
   const busy = new AbortController();
   const hog = fetch(api.url + "/v1/chat/completions", {
