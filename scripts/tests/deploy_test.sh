@@ -378,4 +378,35 @@ grep -qE 'model download: [0-9]+ % \([0-9.]+ [MG]B of [0-9.]+ [MG]B\) at [0-9.]+
     fail "the motd never showed the download's percentage and speed: $(head -3 "$work/motd-download")"
 pass "download progress in the motd: $(sort -u "$work/motd-download" | sed 's/^ *//' | head -3 | paste -sd '|')"
 ct_destroy "$CT"
-printf 'deploy test: StackScript → ready %s s, reboot → ready %s s\n' "$deploy_s" "$reboot_s" >&2
+
+# --- Debian 12, the second supported system ------------------------------------------------
+t0=$SECONDS
+rootfs_debian="$("$REPO_ROOT/scripts/tests/rootfs-bookworm")"
+pass "Debian 12 root file system $rootfs_debian ($(du -h "$rootfs_debian" | cut -f1)) in $(elapsed "$t0") s"
+CT=aisb3
+ct_create "$CT" "$rootfs_debian"
+ct_boot "$CT"
+ct_wait_booted "$CT" 60
+root="$(ct_root "$CT")"
+ct_ip="$(ct_ip "$CT")"
+HOST="$(linode_rdns_name "$ct_ip")"
+kill "${pids[@]}" 2>/dev/null || true
+pids=()
+start_servers "$CT"
+udf=(USER_NAME=sandbox "HF_TOKEN_PASSWORD=$HF_TOKEN_SECRET" "AI_SANDBOX_RELEASE_URL=$RELEASE_URL" "HF_ENDPOINT=$HUB_URL"
+    "AI_SANDBOX_MODEL=$MODEL_REPO/$MODEL_FILE" "AI_SANDBOX_GPU_PROBE=$PROBE_RTX" AI_SANDBOX_CPU_MODE=1)
+t0=$SECONDS
+run_stackscript "$CT" "${udf[@]}" >"$work/debian.out" 2>&1 || { cat "$work/debian.out"; fail "the StackScript failed on Debian 12"; }
+debian_s=$(elapsed "$t0")
+motd_says "AI Sandbox is ready" || fail "no ready motd on Debian 12"
+API_KEY="$(sed -n 's/^API_KEY=//p' "$root/home/sandbox/.credentials")"
+UI_PASSWORD="$(sed -n 's/^UI_PASSWORD=//p' "$root/home/sandbox/.credentials")"
+cp "$root/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt" "$ca"
+out="$(chat_api "https://$HOST")" || fail "no API answer through Caddy on Debian 12"
+"$VENV_PY" "$REPO_ROOT/scripts/tests/deploy_ui.py" "$HOST" "$ct_ip" "$ca" "$UI_PASSWORD" chat "Hello from Debian." >/dev/null ||
+    fail "UI login and chat through Caddy on Debian 12"
+[[ "$(in_ct systemctl is-enabled ai-sandbox-api)" == enabled && "$(in_ct ufw status | head -1)" == "Status: active" ]] ||
+    fail "Debian 12: services not enabled or ufw not active"
+pass "Debian 12 (systemd $(in_ct systemctl --version | awk 'NR == 1 {print $2}')): StackScript → ready in $debian_s s, API and UI answer through HTTPS, ufw active"
+ct_destroy "$CT"
+printf 'deploy test: StackScript → ready %s s (Debian 12: %s s), reboot → ready %s s\n' "$deploy_s" "$debian_s" "$reboot_s" >&2

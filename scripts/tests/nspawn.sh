@@ -245,9 +245,16 @@ _ct_run() { # NAME [VAR=VAL...] -- CMD...
     (($#)) || _ct_fail "$name: exec: no command" || return 1
     _ct_known "$name" || return 1
     leader="$(_ct_leader "$name")" || _ct_fail "$name: exec $1: the container is not running" || return 1
-    local cmd=(timeout -k 10 "$((t + 15))" env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-        nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup --root --wd --
-        systemd-run --wait --pipe --quiet --collect --service-type=exec --expand-environment=no -p User=root
+    local enter=(env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+        nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup --root --wd --) noexp=(--expand-environment=no)
+    # systemd-run before 254 (Debian 12 has 252) lacks --expand-environment: PID 1 then
+    # expands $VAR and ${VAR} in the arguments and reads "$$" as "$", so double each "$".
+    if [[ "$(timeout 10 "${enter[@]}" systemd-run --help 2>/dev/null)" != *--expand-environment* ]]; then
+        noexp=()
+        set -- "${@//\$/\$\$}"
+    fi
+    local cmd=(timeout -k 10 "$((t + 15))" "${enter[@]}"
+        systemd-run --wait --pipe --quiet --collect --service-type=exec "${noexp[@]}" -p User=root
         -p "RuntimeMaxSec=$t" "${args[@]}" -- "$@")
     if [[ -t 0 ]]; then "${cmd[@]}" </dev/null; else "${cmd[@]}"; fi
 }
