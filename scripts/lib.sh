@@ -98,3 +98,22 @@ port_owner() { # PORT
     unit="$(ps -o unit= -p "$pid" 2>/dev/null | tr -d ' ')"
     printf '%s (pid %s%s)' "$name" "$pid" "${unit:+, $unit}"
 }
+
+# Sets KEY=VALUE in USER's ~/.credentials (0600, theirs); values never reach a command
+# line or a log.
+set_credential() { # USER KEY VALUE
+    local file="/home/$1/.credentials" content=""
+    [[ -f "$file" ]] && content="$(grep -v "^$2=" "$file" || true)"
+    [[ -n "$content" ]] || content="# AI Sandbox credentials, generated on this instance. Keep them secret.
+# Rotate: sudo ai-sandbox rotate-key / sudo ai-sandbox rotate-password"
+    printf '%s\n%s=%s\n' "$content" "$2" "$3" | write_if_changed "$file" 600 "$1:$1" || true
+}
+
+# The chat login "admin" gets the password in $AIS_ETC/ui-admin-password. sandbox-ui must
+# be stopped (its history database admits one process). The password arrives on
+# standard input, opened by root: the service account cannot read the 0600 file, and a
+# command line would show it to every user.
+set_ui_admin_password() {
+    runuser -u "$AIS_USER" -- "$AIS_OPT/current/bin/sandbox-ui" user set admin \
+        --data-dir "$AIS_VAR/ui" <"$AIS_ETC/ui-admin-password" >/dev/null
+}

@@ -314,6 +314,22 @@ for secret in "$API_KEY" "$UI_PASSWORD" "$SUDO_PASSWORD" "$HF_TOKEN_SECRET"; do
     done
 done
 pass "no key, password or token in the motd, the logs, the journal or the process list"
+# --- rotation -------------------------------------------------------------------------------
+old_key="$API_KEY"
+in_ct ai-sandbox rotate-key >/dev/null
+API_KEY="$(sed -n 's/^API_KEY=//p' "$cred")"
+[[ -n "$API_KEY" && "$API_KEY" != "$old_key" ]] || fail "rotate-key wrote no new key"
+wait_for 30 "the API answering with the rotated key" api_answers
+code="$(printf 'header = "Authorization: Bearer %s"\n' "$old_key" | curl -s -o /dev/null -w '%{http_code}' -K - \
+    --cacert "$ca" --resolve "$HOST:443:$ct_ip" "https://$HOST/v1/models")"
+[[ "$code" == 401 ]] || fail "the old key still answers $code after rotate-key"
+in_ct ai-sandbox rotate-password >/dev/null
+new_pw="$(sed -n 's/^UI_PASSWORD=//p' "$cred")"
+[[ -n "$new_pw" && "$new_pw" != "$UI_PASSWORD" ]] || fail "rotate-password wrote no new password"
+wait_for 30 "UI back after rotate-password" ui_answers
+"$VENV_PY" "$REPO_ROOT/scripts/tests/deploy_ui.py" "$HOST" "$ct_ip" "$ca" "$new_pw" history "$conv" pelican >/dev/null ||
+    fail "login with the rotated password"
+pass "rotate-key (old key 401, new key answers) and rotate-password (new login works, history kept)"
 ct_destroy "$CT"
 
 # --- failures during provisioning -------------------------------------------------------------
