@@ -232,7 +232,7 @@ t0=$SECONDS
 in_ct kill -STOP "$pid"
 wait_for $((watchdog_s + 15)) "hung API restarted by the watchdog" pid_changed ai-sandbox-api "$pid"
 wait_for 15 "API answering after the watchdog restart" api_ready
-in_ct journalctl -u ai-sandbox-api --no-pager | grep -q 'Watchdog timeout' || fail "the journal does not show a watchdog restart"
+grep -q 'Watchdog timeout' <<<"$(in_ct journalctl -u ai-sandbox-api --no-pager)" || fail "the journal does not show a watchdog restart"
 pass "SIGSTOP of sandbox-api: killed by the watchdog (WatchdogSec $watchdog_s) and answering again in $(elapsed "$t0") s"
 
 # --- reboot: everything back from the cache, no hub request --------------------------------

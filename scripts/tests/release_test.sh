@@ -69,8 +69,10 @@ kit="ai-sandbox-$version-deploy"
 [[ "$(sed 's/  .*//' "$dist/SHA256SUMS" | wc -l)" == 2 ]] && grep -q "  $name.tar.gz\$" "$dist/SHA256SUMS" &&
     grep -q "  $kit.tar.gz\$" "$dist/SHA256SUMS" ||
     fail "SHA256SUMS does not list exactly the tarball and the deploy kit: $(cat "$dist/SHA256SUMS")"
-tar -tzf "$dist/$kit.tar.gz" | grep -qx "$kit/provision" && tar -tzf "$dist/$kit.tar.gz" | grep -qx "$kit/systemd/ai-sandbox-api.service" ||
-    fail "the deploy kit lacks its provisioner or units: $(tar -tzf "$dist/$kit.tar.gz" | tr '\n' ' ')"
+# Listed to a file first: `tar | grep -q` under pipefail fails at random when grep quits early (SIGPIPE).
+tar -tzf "$dist/$kit.tar.gz" >"$work/kit-list"
+grep -qx "$kit/provision" "$work/kit-list" && grep -qx "$kit/systemd/ai-sandbox-api.service" "$work/kit-list" ||
+    fail "the deploy kit lacks its provisioner or units: $(tr '\n' ' ' <"$work/kit-list")"
 (cd "$dist" && sha256sum -c --quiet SHA256SUMS) || fail "sha256sum -c SHA256SUMS"
 pass "layout, VERSION ($(tr '\n' ' ' <"$u/VERSION")), LICENSES, RUNPATH and SHA256SUMS"
 
