@@ -117,3 +117,9 @@ set_ui_admin_password() {
     runuser -u "$AIS_USER" -- "$AIS_OPT/current/bin/sandbox-ui" user set admin \
         --data-dir "$AIS_VAR/ui" <"$AIS_ETC/ui-admin-password" >/dev/null
 }
+
+# Caddy's plain-HTTP site once a public certificate is held: everything redirects to
+# HTTPS except /ready, which monitors and the deploy tool may read by IP address.
+caddy_http_redirect() { # HOST
+    printf '\timport status\n\thandle {\n\t\tredir https://%s{uri} 308\n\t}\n' "$1"
+}

@@ -119,6 +119,12 @@ wait_for() { # SECONDS DESCRIPTION CMD...: until CMD succeeds
 motd_says() { motd | sed 's/^| //; s/ *|$//' | tr '\n' ' ' | tr -s ' ' | grep -qF -- "$1"; }
 pid_changed() { [[ "$(unit_prop "$1" MainPID)" != "$2" ]]; }
 port_listening() { in_ct ss -Hltn | grep -q "127.0.0.1:$1"; }
+# The public readiness document, as the deploy tool reads it: "CODE BODY".
+public_ready() { curl -s --max-time 3 -o "$work/ready.json" -w '%{http_code}' "http://$ct_ip/ready" 2>/dev/null; printf ' %s' "$(tr -d '\n' <"$work/ready.json" 2>/dev/null)"; }
+# Records every state /ready passes through while the provisioner works, one per line.
+watch_public_ready() { # FILE
+    while sleep 0.5; do public_ready >>"$1" 2>/dev/null && echo >>"$1"; done
+}
 
 # --- a deployment that works -----------------------------------------------------------------
 CT=aisb1
@@ -141,13 +147,22 @@ t0=$SECONDS
     done
 ) &
 watcher=$!
+: >"$work/ready-progress"
+watch_public_ready "$work/ready-progress" &
+ready_watcher=$!
 run_stackscript "$CT" "${udf[@]}" >"$work/stackscript.out" 2>&1 || { cat "$work/stackscript.out"; fail "the StackScript failed"; }
-kill "$watcher" 2>/dev/null || true
+kill "$watcher" "$ready_watcher" 2>/dev/null || true
 deploy_s=$(elapsed "$t0")
 pass "StackScript → ready in $deploy_s s (CPU mode, local release server and hub)"
 grep -q 'AI Sandbox is being set up' "$work/motd-progress" || fail "the motd never showed the work in progress"
 grep -q 'installing: ' "$work/motd-progress" || fail "the in-progress motd names no step: $(head -5 "$work/motd-progress")"
 pass "in-progress motd seen: $(grep -o 'installing: .*' "$work/motd-progress" | sort -u | head -8 | paste -sd '|')"
+# shellcheck disable=SC2016 # jq's $ variables
+seen="$(grep '^503 {' "$work/ready-progress" | cut -d' ' -f2- | jq -r '"\(.status)/\(.step // "")"' 2>/dev/null | uniq | paste -sd ' ')"
+grep -qE '(installing|loading)/' <<<"$seen" || fail "public /ready never showed the installation in progress: $(head -3 "$work/ready-progress")"
+out="$(public_ready)"
+[[ "$out" == 200* ]] && [[ "$(jq -r .status <<<"${out#* }")" == ready ]] || fail "public /ready after the deployment: $out"
+pass "public http://IP/ready while installing: $seen; then $(cut -c1-60 <<<"$out")"
 
 for u in ai-sandbox-api ai-sandbox-ui caddy ai-sandbox-motd.timer; do
     [[ "$(in_ct systemctl is-active "$u")" == active ]] || fail "$u is not active"
@@ -303,6 +318,8 @@ redirects() {
 wait_for 30 "plain HTTP redirecting to HTTPS once a public certificate is held" redirects
 motd_says "self-signed" && fail "the motd still warns about the certificate"
 grep -q "redir https://$HOST{uri} 308" "$root/etc/caddy/Caddyfile" || fail "the Caddyfile has no redirect"
+out="$(public_ready)"
+[[ "$out" == 200* ]] || fail "after the switch to HTTPS, http://IP/ready is not served any more: $out"
 pass "public certificate held: http:// answers 308 → https://, the motd drops the certificate warning"
 
 # --- no secret anywhere it should not be -------------------------------------------------------
@@ -337,6 +354,7 @@ CT=aisb2
 ct_create "$CT" "$rootfs"
 ct_boot "$CT"
 ct_wait_booted "$CT" 60
+ct_ip="$(ct_ip "$CT")"
 root="$(ct_root "$CT")"
 kill "${pids[@]}" 2>/dev/null || true
 pids=()
@@ -365,6 +383,11 @@ set_deploy AI_SANDBOX_GPU_PROBE "$PROBE_RTX"
 set_deploy AI_SANDBOX_MODEL "test/smollm2/missing.gguf"
 reprovision && fail "provisioning succeeded with a missing model file"
 expect_failure model_not_found "missing.gguf"
+out="$(public_ready)"
+[[ "$out" == 503* && "$(jq -r '.status + " " + .failure' <<<"${out#* }")" == "failed model_not_found" ]] ||
+    fail "public /ready does not report the failure: $out"
+[[ "$out" != *missing.gguf* ]] || fail "public /ready gives away the failure's details: $out"
+pass "public /ready on failure: $out"
 
 set_deploy AI_SANDBOX_MODEL "$MODEL_REPO/$MODEL_FILE"
 reprovision && fail "provisioning succeeded without the token a private model needs"
@@ -386,13 +409,19 @@ set_deploy HF_ENDPOINT "$HUB_URL"
     while sleep 0.5; do grep -h 'model download: ' "$root/etc/motd" >>"$work/motd-download" 2>/dev/null || true; done
 ) &
 watcher=$!
+: >"$work/ready-download"
+watch_public_ready "$work/ready-download" &
+ready_watcher=$!
 reprovision || fail "provisioning did not finish once the causes were fixed: $(tail -5 "$work/fail.out")"
-kill "$watcher" 2>/dev/null || true
+kill "$watcher" "$ready_watcher" 2>/dev/null || true
 motd_says "AI Sandbox is ready" || fail "no ready motd after the fixes"
 pass "after fixing each cause, the same provisioner finished: the failures left nothing half-done"
 grep -qE 'model download: [0-9]+ % \([0-9.]+ [MG]B of [0-9.]+ [MG]B\) at [0-9.]+ [MG]B/s' "$work/motd-download" ||
     fail "the motd never showed the download's percentage and speed: $(head -3 "$work/motd-download")"
 pass "download progress in the motd: $(sort -u "$work/motd-download" | sed 's/^ *//' | head -3 | paste -sd '|')"
+progress="$(grep '^503 {' "$work/ready-download" | cut -d' ' -f2- | jq -r 'select(.status == "downloading" and .progress > 0 and .progress < 1 and .total_bytes > 0) | .progress' 2>/dev/null | uniq | head -3 | paste -sd ' ')"
+[[ -n "$progress" ]] || fail "public /ready never reported the download's progress: $(grep -m3 downloading "$work/ready-download")"
+pass "download progress on public /ready: $progress"
 ct_destroy "$CT"
 
 # --- Debian 12, the second supported system ------------------------------------------------
