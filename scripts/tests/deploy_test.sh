@@ -419,7 +419,7 @@ pass "after fixing each cause, the same provisioner finished: the failures left 
 grep -qE 'model download: [0-9]+ % \([0-9.]+ [MG]B of [0-9.]+ [MG]B\) at [0-9.]+ [MG]B/s' "$work/motd-download" ||
     fail "the motd never showed the download's percentage and speed: $(head -3 "$work/motd-download")"
 pass "download progress in the motd: $(sort -u "$work/motd-download" | sed 's/^ *//' | head -3 | paste -sd '|')"
-progress="$(grep '^503 {' "$work/ready-download" | cut -d' ' -f2- | jq -r 'select(.status == "downloading" and .progress > 0 and .progress < 1 and .total_bytes > 0) | .progress' 2>/dev/null | uniq | head -3 | paste -sd ' ')"
+progress="$(grep '^503 {' "$work/ready-download" | cut -d' ' -f2- | jq -r 'select(.status == "downloading" and .progress > 0 and .progress < 1 and .total_bytes > 0) | .progress' 2>/dev/null | uniq | awk 'NR <= 3' | paste -sd ' ')"
 [[ -n "$progress" ]] || fail "public /ready never reported the download's progress: $(grep -m3 downloading "$work/ready-download")"
 pass "download progress on public /ready: $progress"
 ct_destroy "$CT"
