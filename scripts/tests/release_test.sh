@@ -71,7 +71,8 @@ kit="ai-sandbox-$version-deploy"
     fail "SHA256SUMS does not list exactly the tarball and the deploy kit: $(cat "$dist/SHA256SUMS")"
 # Listed to a file first: `tar | grep -q` under pipefail fails at random when grep quits early (SIGPIPE).
 tar -tzf "$dist/$kit.tar.gz" >"$work/kit-list"
-grep -qx "$kit/provision" "$work/kit-list" && grep -qx "$kit/systemd/ai-sandbox-api.service" "$work/kit-list" ||
+grep -qx "$kit/provision" "$work/kit-list" && grep -qx "$kit/systemd/ai-sandbox-api.service" "$work/kit-list" &&
+    grep -qx "$kit/deploy" "$work/kit-list" && grep -qx "$kit/marketplace/ai-sandbox.sh" "$work/kit-list" ||
     fail "the deploy kit lacks its provisioner or units: $(tr '\n' ' ' <"$work/kit-list")"
 (cd "$dist" && sha256sum -c --quiet SHA256SUMS) || fail "sha256sum -c SHA256SUMS"
 pass "layout, VERSION ($(tr '\n' ' ' <"$u/VERSION")), LICENSES, RUNPATH and SHA256SUMS"
