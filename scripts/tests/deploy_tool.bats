@@ -133,6 +133,20 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
     [[ "$output" == *"refused the token"* && "$output" == *"Invalid Token"* ]]
 }
 
+@test "a token that may only read: exit 3 naming the scopes; an unknown id: a plain sentence" {
+    start_fake --read-only-token "ro-$TOKEN"
+    export LINODE_TOKEN="ro-$TOKEN"
+    run deploy create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --no-wait
+    echo "$output"
+    [ "$status" -eq 3 ]
+    [[ "$output" == *"the token may not do this (HTTP 403: Unauthorized)"* && "$output" == *"Read/Write on Linodes, Firewalls and StackScripts"* ]]
+    export LINODE_TOKEN="$TOKEN"
+    run deploy destroy 99999 --yes
+    [ "$status" -eq 2 ] && [[ "$output" == *"no instance with id 99999"* ]]
+    run deploy status 99999
+    [ "$status" -eq 2 ] && [[ "$output" == *"no instance with id 99999"* ]]
+}
+
 @test "without a terminal a missing choice is a usage error naming the flag, never a wait" {
     start_fake
     run deploy create --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes
@@ -177,6 +191,8 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
         --user alice --hf-token-file "$BATS_TEST_TMPDIR/hf-token" --quant Q8_0 --allow-from 203.0.113.7 --docker --yes
     echo "$output"
     [ "$status" -eq 0 ]
+    # The price is jp-osa's own (region_prices), not the base price.
+    [[ "$output" == *'Cost           $0.804 per hour, up to $535.20 per month'* ]]
     [[ "$output" == *"downloading the model"*"%"* ]]
     [[ "$output" == *"loading the model"* ]]
     [[ "$output" == *"is ready"* ]]

@@ -29,20 +29,20 @@ def answer(child, prompt, text):
 
 def full(child):
     # Region: not a number, out of range, an unavailable one, then a good one.
-    child.expect_exact("Region (RTX 4000 Ada GPUs are in these six")
+    child.expect_exact("Region (the six with RTX 4000 Ada GPUs")
     child.expect_exact("your account cannot create Linodes here")
     answer(child, "Choose 1-6", "abc")
     child.expect_exact("'abc' is not a choice: enter a number from 1 to 6.")
     answer(child, "Choose 1-6", "9")
     child.expect_exact("'9' is not a choice: enter a number from 1 to 6.")
     answer(child, "Choose 1-6", "3")
-    child.expect_exact("3 is not available: your account cannot create Linodes here")
+    child.expect_exact("3 is unavailable: your account cannot create Linodes here")
     answer(child, "Choose 1-6", "1")
     # Size: the recommended one has no capacity in us-ord in this scenario.
     child.expect_exact("Size in Chicago, IL (prices for this region):")
     child.expect_exact("no capacity now")
     answer(child, "Choose 1-9 [2]", "1")
-    child.expect_exact("1 is not available: no capacity now")
+    child.expect_exact("1 is unavailable: no capacity now")
     answer(child, "Choose 1-9 [2]", "")
     answer(child, "Label for the instance [ai-sandbox-us-ord]", "")
     answer(child, "Choose 1-2 [1]", "")
