@@ -3,6 +3,8 @@
 # every request body and every answer against Linode's published OpenAPI description,
 # and whose instances get loopback addresses where a fake sandbox answers /ready.
 # Run by scripts/test: bats scripts/tests/deploy_tool.bats
+# Each @test runs in its own subshell, so variables set in one never reach another.
+# shellcheck disable=SC2030,SC2031
 
 bats_require_minimum_version 1.5.0
 
@@ -192,7 +194,7 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
     echo "$output"
     [ "$status" -eq 0 ]
     # The price is jp-osa's own (region_prices), not the base price.
-    [[ "$output" == *'Cost           $0.804 per hour, up to $535.20 per month'* ]]
+    [[ "$output" == *"Cost           \$0.804 per hour, up to \$535.20 per month"* ]]
     [[ "$output" == *"downloading the model"*"%"* ]]
     [[ "$output" == *"loading the model"* ]]
     [[ "$output" == *"is ready"* ]]

@@ -72,16 +72,16 @@ def ctrl_c(child):
     return child
 
 
+# Every question create asks, in order: region, size, label, SSH key, user, token,
+# quantization, domain, allowed address.
+PROMPTS = ["Choose 1-6", "Choose 1-9", "Label for the instance", "Choose 1-2 [1]",
+           "Sudo user to create on the instance", "Hugging Face token", "Choose 1-4 [1]",
+           "Your domain for HTTPS", "Allow the chat, API and SSH only from this IP or CIDR"]
+
+
 def decline(child):
-    answer(child, "Choose 1-6", "")
-    answer(child, "Choose 1-9", "")
-    answer(child, "Label for the instance", "")
-    answer(child, "Choose 1-2 [1]", "")
-    answer(child, "Sudo user to create on the instance", "")
-    answer(child, "Hugging Face token", "")
-    answer(child, "Choose 1-4 [1]", "")
-    answer(child, "Your domain for HTTPS", "")
-    answer(child, "Allow the chat, API and SSH only from this IP or CIDR", "")
+    for prompt in PROMPTS:
+        answer(child, prompt, "")
     answer(child, "Create it? (y/n) [n]", "maybe")
     child.expect_exact("Please answer y or n.")
     answer(child, "Create it? (y/n) [n]", "n")
