@@ -76,10 +76,11 @@ assert_clean() {
     done
 }
 
-deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
+# DEPLOY_BASH runs the tool under another bash (e.g. a 3.2 build, as on macOS).
+deploy() { timeout 120 "${DEPLOY_BASH:-bash}" "$DEPLOY" "$@" </dev/null; }
 
 @test "help names every subcommand, flag and exit code" {
-    run bash "$DEPLOY" --help
+    run "${DEPLOY_BASH:-bash}" "$DEPLOY" --help
     [ "$status" -eq 0 ]
     for word in create status list destroy --region --type --label --ssh-key --hf-token-file --quant --domain \
         --allow-from --no-firewall --yes --dry-run --json --wait --no-wait --timeout --sandbox-url LINODE_API_URL LINODE_TOKEN \
@@ -99,8 +100,9 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
 
 @test "a missing jq or curl is named with how to install it" {
     mkdir -p "$BATS_TEST_TMPDIR/bin"
-    for t in bash curl cat head tr sed awk mktemp chmod rm dirname od grep; do ln -sf "$(command -v "$t")" "$BATS_TEST_TMPDIR/bin/$t"; done
-    PATH="$BATS_TEST_TMPDIR/bin" run bash "$DEPLOY" list
+    ln -sf "$(command -v "${DEPLOY_BASH:-bash}")" "$BATS_TEST_TMPDIR/bin/bash"
+    for t in curl cat head tr sed awk mktemp chmod rm dirname od grep; do ln -sf "$(command -v "$t")" "$BATS_TEST_TMPDIR/bin/$t"; done
+    PATH="$BATS_TEST_TMPDIR/bin" run "${DEPLOY_BASH:-bash}" "$DEPLOY" list
     [ "$status" -eq 8 ]
     [[ "$output" == *"jq is needed"* && "$output" == *"apt-get install jq"* && "$output" == *"brew install jq"* ]]
 }
@@ -133,6 +135,11 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
     run deploy list
     [ "$status" -eq 3 ]
     [[ "$output" == *"refused the token"* && "$output" == *"Invalid Token"* ]]
+    run --separate-stderr deploy list --json
+    [ "$status" -eq 3 ]
+    jq -e '.error.exit_code == 3 and (.error.message | contains("Invalid Token"))' <<<"$output"
+    run --separate-stderr deploy create --bogus --json
+    [ "$status" -eq 2 ] && jq -e '.error.exit_code == 2' <<<"$output"
 }
 
 @test "a token that may only read: exit 3 naming the scopes; an unknown id: a plain sentence" {
@@ -221,6 +228,8 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
     jq -e '.stackscripts[0].is_public == false and (.stackscripts[0].label | startswith("ai-sandbox-0."))' <<<"$st"
     # Pagination: availability has several pages under the cap of 25, and all were read.
     [ "$(count_requests GET '^/v4/regions/availability$')" -ge 3 ]
+    # A filter belongs to the list it was made for, never to a later call.
+    requests | jq -e -s 'all(select(.method != "GET" or (.path | test("/[0-9]+$"))) | .x_filter == null)'
     assert_clean
 }
 
@@ -266,7 +275,7 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
 
 @test "--json: one JSON document on stdout, progress on stderr" {
     start_fake --sandbox downloading=0.4,loading=0.2
-    run --separate-stderr bash "$DEPLOY" create --region fr-par --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --json </dev/null
+    run --separate-stderr "${DEPLOY_BASH:-bash}" "$DEPLOY" create --region fr-par --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --json </dev/null
     [ "$status" -eq 0 ]
     jq -e --arg p "$SANDBOX_PORT" '.state == "ready" and .sandbox == "ready" and .region == "fr-par"
         and .ui_url == "http://127.0.0.10:\($p)/" and .api_base_url == "http://127.0.0.10:\($p)/v1"
@@ -274,7 +283,7 @@ deploy() { timeout 120 bash "$DEPLOY" "$@" </dev/null; }
         and (.seconds_to_ready | type) == "number"' <<<"$output"
     # shellcheck disable=SC2154 # bats sets it with --separate-stderr
     [[ "$stderr" == *"instance "* ]]
-    run bash "$DEPLOY" list --json </dev/null
+    run "${DEPLOY_BASH:-bash}" "$DEPLOY" list --json </dev/null
     jq -e 'length == 1 and .[0].region == "fr-par" and .[0].status == "running"' <<<"$output"
     assert_clean
 }
@@ -313,12 +322,14 @@ EOF
     echo "$output"
     [ "$status" -eq 5 ]
     [[ "$output" == *"creating the instance failed: Linode API HTTP 400: region: Region us-ord is undergoing maintenance; try another region."* ]]
-    [[ "$output" == *"kept Cloud Firewall"* ]]
-    fake_state | jq -e '(.firewalls | length) == 1 and (.instances | length) == 0'
-    fake_state | jq -r '.firewalls[0].id' >"$BATS_TEST_TMPDIR/fw"
-    run deploy create --region us-ord --label second --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --destroy-on-failure
-    [ "$status" -eq 5 ] && [[ "$output" == *"removed Cloud Firewall"* ]]
-    fake_state | jq -e '(.firewalls | length) == 1 and (.instances | length) == 0'
+    # A firewall without its instance is removed, so the same label works next time.
+    [[ "$output" == *"removed Cloud Firewall"* ]]
+    fake_state | jq -e '(.firewalls | length) == 0 and (.instances | length) == 0'
+    run --separate-stderr deploy create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --json
+    [ "$status" -eq 5 ]
+    jq -e '.error.exit_code == 5 and .error.step == "instance" and (.error.message | contains("undergoing maintenance"))' <<<"$output"
+    run deploy create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --no-wait
+    [ "$status" -eq 0 ]
     assert_clean
 }
 
@@ -346,7 +357,7 @@ EOF
     run deploy create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --timeout 3
     [ "$status" -eq 6 ]
     [[ "$output" == *"not ready within 0:03"* && "$output" == *"deploy status"* && "$output" == *"/etc/motd"* ]]
-    [[ "$output" == *"kept instance"* ]]
+    [[ "$output" == *"kept instance 40000 and Cloud Firewall 5000"* ]]
     assert_clean
 }
 
@@ -390,12 +401,15 @@ EOF
     diff "$BATS_TEST_TMPDIR/kept-root-pass" "$BATS_TEST_TMPDIR/root-pass"
     run deploy create --region us-ord --label other --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --root-pass-file "$BATS_TEST_TMPDIR/kept-root-pass"
     [ "$status" -eq 2 ] && [[ "$output" == *"already exists"* ]]
+    run deploy create --region us-ord --label other --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes --root-pass-file "$BATS_TEST_TMPDIR/no/such/dir/pass"
+    [ "$status" -eq 2 ] && [[ "$output" == *"cannot be written"* ]]
+    [ "$(count_requests POST '^/v4/linode/instances$')" -eq 1 ]
     assert_clean
 }
 
 @test "the token is never on a command line while the tool runs" {
     start_fake --sandbox downloading=1.5,loading=0.5
-    bash "$DEPLOY" create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1 &
+    "${DEPLOY_BASH:-bash}" "$DEPLOY" create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1 &
     pid=$!
     seen=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -407,6 +421,23 @@ EOF
     wait "$pid"
     [ "$seen" -eq 0 ]
     output="$(cat "$BATS_TEST_TMPDIR/out")"
+    assert_clean
+}
+
+@test "no secret on any command line: curl and jq see neither the token, the root password nor the HF token" {
+    start_fake --sandbox downloading=0.3,loading=0.2
+    mkdir -p "$BATS_TEST_TMPDIR/shim"
+    for t in curl jq; do
+        printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s/argv.log"\nexec %s "$@"\n' "$BATS_TEST_TMPDIR" "$(command -v "$t")" >"$BATS_TEST_TMPDIR/shim/$t"
+        chmod +x "$BATS_TEST_TMPDIR/shim/$t"
+    done
+    echo "hf_argvsecret" >"$BATS_TEST_TMPDIR/hf-token"
+    PATH="$BATS_TEST_TMPDIR/shim:$PATH" run deploy create --region us-ord --ssh-key "$HOME/.ssh/id_ed25519.pub" --yes \
+        --hf-token-file "$BATS_TEST_TMPDIR/hf-token"
+    [ "$status" -eq 0 ]
+    [ "$(wc -l <"$BATS_TEST_TMPDIR/argv.log")" -gt 20 ]
+    ! grep -F hf_argvsecret "$BATS_TEST_TMPDIR/argv.log"
+    requests | jq -e -s '[.[] | select(.path == "/v4/linode/instances" and .method == "POST")][0].body.stackscript_data.hf_token_password == "hf_argvsecret"'
     assert_clean
 }
 

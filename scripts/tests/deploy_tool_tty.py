@@ -7,6 +7,7 @@ with the reason when the tool does not answer as expected; TRANSCRIPT gets every
 the terminal showed.
 """
 
+import os
 import sys
 
 import pexpect
@@ -15,8 +16,10 @@ TIMEOUT = 30
 
 
 def spawn(deploy, args, transcript):
+    # DEPLOY_BASH: another bash to run it with (a 3.2 build stands in for macOS's).
     child = pexpect.spawn(
-        "bash", [deploy, *args], encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 160)
+        os.environ.get("DEPLOY_BASH", "bash"), [deploy, *args], encoding="utf-8",
+        timeout=TIMEOUT, dimensions=(50, 160),
     )
     child.logfile_read = transcript
     return child
