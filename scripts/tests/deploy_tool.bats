@@ -436,7 +436,8 @@ EOF
         --hf-token-file "$BATS_TEST_TMPDIR/hf-token"
     [ "$status" -eq 0 ]
     [ "$(wc -l <"$BATS_TEST_TMPDIR/argv.log")" -gt 20 ]
-    ! grep -F hf_argvsecret "$BATS_TEST_TMPDIR/argv.log"
+    run grep -F hf_argvsecret "$BATS_TEST_TMPDIR/argv.log"
+    [ "$status" -eq 1 ]
     requests | jq -e -s '[.[] | select(.path == "/v4/linode/instances" and .method == "POST")][0].body.stackscript_data.hf_token_password == "hf_argvsecret"'
     assert_clean
 }
