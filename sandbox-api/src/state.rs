@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpMessage;
 use actix_web::HttpRequest;
+use actix_web::web;
 use sandbox_core::{Engine, Service, Timings, TokenLogprob};
 use serde_json::{Value, json};
 
@@ -87,4 +88,16 @@ pub fn timings_json(t: &Timings) -> Value {
         "started_at": secs(t.started_at),
         "finished_at": secs(t.finished_at),
     })
+}
+
+/// Runs a request's CPU-bound preparation (schema conversion, chat template, tokenizing)
+/// on actix's blocking pool, so that an I/O thread never waits on it and `/health` and
+/// other connections on that thread stay prompt.
+pub async fn off_io<T: Send + 'static>(
+    request_id: &str,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|_| ApiError::internal(request_id))?
 }

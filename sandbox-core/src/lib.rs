@@ -53,6 +53,7 @@ with_engine! {
     mod nvidia;
     mod queue;
     mod runner;
+    pub mod schema;
     mod service;
     mod stop;
     mod template;
@@ -63,9 +64,8 @@ with_engine! {
     pub use job::{
         Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,
     };
-    pub use llama_sys::{
-        ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob, json_schema_to_gbnf,
-    };
+    pub use llama_sys::{ModelInfo, SamplingParams, SpecialToken, TokenId, TokenLogprob};
+    pub use schema::{GrammarError, grammar_from_schema};
     pub use nvidia::NvidiaVersions;
     pub use queue::QueueStatus;
     pub use service::{ModelState, Service};

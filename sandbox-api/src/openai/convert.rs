@@ -139,10 +139,14 @@ pub fn response_grammar(format: Option<&ResponseFormat>) -> Result<Option<String
             None => serde_json::json!({"type": "object"}),
         },
     };
-    sandbox_core::json_schema_to_gbnf(&schema)
+    sandbox_core::grammar_from_schema(&schema)
         .map(Some)
         .map_err(|e| ApiError::invalid(Some("response_format"), e.to_string()))
 }
+
+/// The most messages one request may hold: far more than any context holds, and a
+/// bound on the template's work (100,000 one-character messages held a worker 240 s).
+pub const MAX_MESSAGES: usize = 2048;
 
 /// OpenAI messages as chat-template messages.
 pub fn messages(input: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
@@ -150,6 +154,15 @@ pub fn messages(input: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
         return Err(ApiError::invalid(
             Some("messages"),
             "messages must contain at least one message",
+        ));
+    }
+    if input.len() > MAX_MESSAGES {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            format!(
+                "messages has {} entries; at most {MAX_MESSAGES} are supported",
+                input.len()
+            ),
         ));
     }
     input

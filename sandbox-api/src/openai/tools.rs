@@ -134,12 +134,22 @@ pub fn plan(
 fn call_grammar(tools: &[Tool], parallel: bool) -> Result<String, ApiError> {
     let variants: Vec<Value> = tools
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
+            let parameters = t
+                .function
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"}));
             json!({
                 "type": "object",
                 "properties": {
                     "name": {"const": t.function.name},
-                    "arguments": t.function.parameters.clone().unwrap_or_else(|| json!({"type": "object"})),
+                    // Its own "#" references keep pointing at its own root.
+                    "arguments": sandbox_core::schema::embed(
+                        &parameters,
+                        &format!("#/items/anyOf/{i}/properties/arguments"),
+                    ),
                 },
                 "required": ["name", "arguments"],
                 "additionalProperties": false,
@@ -150,7 +160,7 @@ fn call_grammar(tools: &[Tool], parallel: bool) -> Result<String, ApiError> {
     if !parallel {
         schema["maxItems"] = json!(1);
     }
-    let grammar = sandbox_core::json_schema_to_gbnf(&schema).map_err(|e| {
+    let grammar = sandbox_core::grammar_from_schema(&schema).map_err(|e| {
         ApiError::invalid(
             Some("tools"),
             format!("a tool's parameters schema cannot be enforced: {e}"),

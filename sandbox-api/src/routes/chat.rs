@@ -10,7 +10,7 @@ use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert;
 use crate::openai::tools::{self, ParsedCall, ToolMode};
 use crate::openai::types::ChatCompletionRequest;
-use crate::state::{AppState, logprob_json, request_id, timings_json, unix_now};
+use crate::state::{AppState, logprob_json, off_io, request_id, timings_json, unix_now};
 
 /// Everything needed to run the request's choices.
 struct Plan {
@@ -141,12 +141,20 @@ pub async fn completions(
     body: web::Json<ChatCompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let rid = request_id(&req);
-    let engine = state.engine()?;
+    state.engine()?;
     state.check_model(&body.model)?;
-    let plan = plan(&body, engine, &rid)?;
-    let first = engine
-        .submit(convert::choice_job(&plan.job, 0))
-        .map_err(|e| ApiError::from_engine(&e, &rid))?;
+    let body = std::sync::Arc::new(body.into_inner());
+    let (st, b, r) = (state.clone(), std::sync::Arc::clone(&body), rid.clone());
+    let (plan, first) = off_io(&rid, move || {
+        let engine = st.engine()?;
+        let plan = plan(&b, engine, &r)?;
+        let first = engine
+            .submit(convert::choice_job(&plan.job, 0))
+            .map_err(|e| ApiError::from_engine(&e, &r))?;
+        Ok((plan, first))
+    })
+    .await?;
+    let engine = state.engine()?;
     let reader = ChoiceReader::new(first, plan.kind);
     let position = reader.position().unwrap_or(0);
     let id = format!("chatcmpl-{}", rid.trim_start_matches("req_"));

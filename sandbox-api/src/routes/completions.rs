@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert;
 use crate::openai::types::{CompletionRequest, PromptField};
-use crate::state::{AppState, request_id, timings_json, unix_now};
+use crate::state::{AppState, off_io, request_id, timings_json, unix_now};
 
 /// OpenAI's default for this endpoint.
 const DEFAULT_MAX_TOKENS: usize = 16;
@@ -108,21 +108,27 @@ pub async fn completions(
     body: web::Json<CompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let rid = request_id(&req);
-    let engine = state.engine()?;
+    state.engine()?;
     state.check_model(&body.model)?;
     let n = convert::choices(body.n)?;
-    let (job, prompt_text) = job(&body, engine)?;
+    let body = std::sync::Arc::new(body.into_inner());
+    let (st, b, r) = (state.clone(), std::sync::Arc::clone(&body), rid.clone());
+    let (job, prompt_text, first) = off_io(&rid, move || {
+        let engine = st.engine()?;
+        let (job, prompt_text) = job(&b, engine)?;
+        let first = engine
+            .submit(convert::choice_job(&job, 0))
+            .map_err(|e| ApiError::from_engine(&e, &r))?;
+        Ok((job, prompt_text, first))
+    })
+    .await?;
+    let engine = state.engine()?;
     let echo = if body.echo {
         prompt_text.unwrap_or_default()
     } else {
         String::new()
     };
-    let first = ChoiceReader::new(
-        engine
-            .submit(convert::choice_job(&job, 0))
-            .map_err(|e| ApiError::from_engine(&e, &rid))?,
-        OutputKind::Text,
-    );
+    let first = ChoiceReader::new(first, OutputKind::Text);
     let mut builder = HttpResponse::Ok();
     builder.insert_header((
         "x-queue-position",
