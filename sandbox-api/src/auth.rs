@@ -21,7 +21,7 @@ impl ApiKeys {
         if self.is_open() {
             return true;
         }
-        let Some(presented) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let Some(presented) = authorization.and_then(bearer_credentials) else {
             return false;
         };
         let presented = presented.trim().as_bytes();
@@ -29,6 +29,13 @@ impl ApiKeys {
             .iter()
             .fold(false, |ok, key| ok | constant_time_eq(key, presented))
     }
+}
+
+/// The credentials of a `Bearer` authorization; the scheme name is case-insensitive
+/// (RFC 9110 section 11.1), so `bearer` and `BEARER` work too.
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest)
 }
 
 fn constant_time_eq(key: &[u8], presented: &[u8]) -> bool {
@@ -52,6 +59,10 @@ mod tests {
         assert!(!keys.accepts(Some("Bearer alphaa")));
         assert!(!keys.accepts(Some("Bearer ")));
         assert!(!keys.accepts(Some("alpha")));
+        assert!(keys.accepts(Some("bearer alpha")));
+        assert!(keys.accepts(Some("BEARER beta-key")));
+        assert!(!keys.accepts(Some("Basic alpha")));
+        assert!(!keys.accepts(Some("Bearer")));
         assert!(!keys.accepts(None));
         assert!(ApiKeys::new(&[]).accepts(None));
     }
