@@ -161,6 +161,13 @@ impl Model {
         self.tokenize_raw(text, false, true)
     }
 
+    /// Tokenizes one piece of text between control tokens as llama.cpp does inside a
+    /// prompt: control-token text is not parsed, and a SentencePiece vocabulary that
+    /// wants it gets its space prefix (the piece follows a control token or starts).
+    pub fn tokenize_fragment(&self, text: &str) -> Result<Vec<TokenId>, LlamaError> {
+        self.tokenize_raw(text, false, false)
+    }
+
     fn tokenize_raw(
         &self,
         text: &str,

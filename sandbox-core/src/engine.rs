@@ -9,6 +9,7 @@ use std::time::Duration;
 use llama_sys::{Model, ModelInfo, ModelParams, Sampler, SessionParams, TokenId};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use crate::control_text::{self, ControlText, Fragment};
 use crate::heartbeat::Heartbeat;
 use crate::job::{Completion, FinishReason, JobEvent, JobId, JobRequest, Prompt};
 use crate::queue::{PreparedJob, Queue, QueueStatus};
@@ -21,6 +22,7 @@ use crate::{EngineConfig, EngineError, runner};
 pub struct Engine {
     model: Arc<Model>,
     template: Option<ChatTemplate>,
+    control: ControlText,
     queue: Arc<Queue>,
     heartbeat: Arc<Heartbeat>,
     n_ctx: u32,
@@ -85,6 +87,7 @@ impl Engine {
             }
         };
         Ok(Self {
+            control: ControlText::new(&model.info().special_tokens),
             model,
             template,
             queue,
@@ -143,14 +146,31 @@ impl Engine {
         Ok(self.model.tokenize(text, add_bos)?)
     }
 
+    /// A rendered prompt tokenized the way llama.cpp parses a whole prompt, where any
+    /// control-token text becomes a control token ([`Engine::chat_tokens`] does so only
+    /// for the template's own text). For comparisons and diagnostics.
+    pub fn tokenize_prompt_text(&self, text: &str) -> Result<Vec<TokenId>, EngineError> {
+        Ok(self.model.tokenize_prompt(text)?)
+    }
+
     /// The prompt tokens a chat becomes.
     pub fn chat_tokens(
         &self,
         messages: &[ChatMessage],
         tools: Option<&[serde_json::Value]>,
     ) -> Result<Vec<TokenId>, EngineError> {
-        let text = self.render_chat(messages, tools)?;
-        let mut tokens = self.model.tokenize_prompt(&text)?;
+        // Control-token text inside a message's content stays text (control_text.rs).
+        let (text, protected) = match self.control.guard(messages, tools)? {
+            None => (self.render_chat(messages, tools)?, Vec::new()),
+            Some(guarded) => control_text::assemble(&self.render_chat(&guarded, tools)?, messages),
+        };
+        let mut tokens = Vec::with_capacity(text.len() / 3 + 2);
+        for fragment in self.control.fragments(&text, &protected) {
+            match fragment {
+                Fragment::Control(id) => tokens.push(id),
+                Fragment::Text(t) => tokens.extend(self.model.tokenize_fragment(t)?),
+            }
+        }
         let info = self.model.info();
         if let Some(bos) = info.bos.as_ref().filter(|_| info.add_bos)
             && tokens.first() != Some(&bos.id)

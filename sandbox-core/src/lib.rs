@@ -44,6 +44,7 @@ macro_rules! with_engine {
 
 with_engine! {
     mod config;
+    mod control_text;
     pub mod download;
     mod engine;
     mod error;
