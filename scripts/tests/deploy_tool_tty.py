@@ -8,6 +8,7 @@ the terminal showed.
 """
 
 import os
+import signal
 import sys
 
 import pexpect
@@ -110,6 +111,10 @@ SCENARIOS = {
 
 
 def main():
+    # A test runner started in the background (nohup, CI) ignores SIGINT, the child
+    # would inherit that, and a shell cannot trap a signal ignored on entry: a person's
+    # terminal never does this, so the tool gets the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     name, deploy, transcript_path = sys.argv[1:4]
     args, drive, want = SCENARIOS[name]
     with open(transcript_path, "w", encoding="utf-8") as transcript:
