@@ -161,9 +161,8 @@ impl Model {
         self.tokenize_raw(text, false, true)
     }
 
-    /// Tokenizes one piece of text between control tokens as llama.cpp does inside a
-    /// prompt: control-token text is not parsed, and a SentencePiece vocabulary that
-    /// wants it gets its space prefix (the piece follows a control token or starts).
+    /// Tokenizes one piece of a prompt between control tokens, as llama.cpp tokenizes
+    /// each such piece of a whole prompt, but with control-token text left as text.
     pub fn tokenize_fragment(&self, text: &str) -> Result<Vec<TokenId>, LlamaError> {
         self.tokenize_raw(text, false, false)
     }
