@@ -10,6 +10,8 @@
 //! `#/$defs/...` form the converter resolves; and the conversion runs on a thread with a
 //! stack large enough for anything within the limits ([`with_large_stack`]).
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 /// How big a schema may be. Every limit is many times what a real tool or response
@@ -65,6 +67,13 @@ pub enum SchemaError {
     /// A `$ref` that does not point into this document.
     #[error("$ref \"{reference}\" at {path} is not supported: only references into the same schema (\"#\" or \"#/...\") are")]
     ExternalRef { path: String, reference: String },
+    /// A reference cycle with nothing in between but `$ref` and `allOf`: llama.cpp's
+    /// converter recurses through it forever (found by the schema fuzz).
+    #[error(
+        "the schema at {path} refers back to itself through \"$ref\"/\"allOf\" alone, \
+         with no object or array in between, which cannot be turned into a grammar"
+    )]
+    CyclicRef { path: String },
     /// A `$ref` whose target is not there.
     #[error("$ref \"{reference}\" at {path} points at nothing in the schema")]
     DanglingRef { path: String, reference: String },
@@ -112,8 +121,21 @@ pub fn prepare(schema: &Value, limits: &SchemaLimits) -> Result<Value, SchemaErr
         limits,
         values: 0,
         refs: Vec::new(),
+        eager: Vec::new(),
     };
     walk.value(schema, "#", 0, false)?;
+    // A chain of $refs that loops defines nothing; an allOf that expands into itself
+    // never finishes converting.
+    for (path, _) in &walk.refs {
+        if let Err(path) = follow_refs(schema, path) {
+            return Err(SchemaError::CyclicRef { path });
+        }
+    }
+    for start in &walk.eager {
+        if let Some(path) = eager_cycle(schema, start) {
+            return Err(SchemaError::CyclicRef { path });
+        }
+    }
     if walk.refs.len() > limits.max_refs {
         return Err(SchemaError::TooManyRefs {
             count: walk.refs.len(),
@@ -143,6 +165,8 @@ struct Walk<'a> {
     values: usize,
     /// (where, what) of every `$ref` met.
     refs: Vec<(String, String)>,
+    /// Schemas with an `allOf`: where a reference cycle would be followed eagerly.
+    eager: Vec<String>,
 }
 
 impl Walk<'_> {
@@ -187,6 +211,9 @@ impl Walk<'_> {
                     keyword: (*keyword).to_string(),
                 });
             }
+        }
+        if o.contains_key("allOf") {
+            self.eager.push(path.to_string());
         }
         if let Some(r) = o.get("$ref") {
             let reference = r.as_str().unwrap_or_default().to_string();
@@ -241,6 +268,76 @@ impl Walk<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether the `allOf` at `place` expands into itself. llama.cpp merges an `allOf`
+/// eagerly: a member that is a `$ref` (or a chain of them) is replaced by its target's
+/// properties, whose schemas are then converted inline under new rule names. If that
+/// leads back to the same `allOf` without a lazy `$ref` in between (one outside an
+/// `allOf`, which becomes a named, reusable rule), the conversion never ends. The first
+/// place found to repeat is returned. Iterative, with a visited set.
+fn eager_cycle(root: &Value, place: &str) -> Option<String> {
+    let mut queue: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for member in all_of_members(root, place) {
+        match follow_refs(root, &member) {
+            Ok(target) => queue.push(target),
+            Err(repeated) => return Some(repeated),
+        }
+    }
+    while let Some(node) = queue.pop() {
+        if node == place {
+            return Some(node);
+        }
+        if !seen.insert(node.clone()) {
+            continue;
+        }
+        let Some(Value::Object(o)) = resolve(root, &node) else {
+            continue;
+        };
+        for (key, child) in o {
+            match (key.as_str(), child) {
+                ("properties", Value::Object(m)) => {
+                    queue.extend(m.keys().map(|k| format!("{node}/properties/{}", escape(k))));
+                }
+                ("items" | "additionalProperties", Value::Object(_)) => queue.push(format!("{node}/{key}")),
+                ("anyOf" | "oneOf" | "prefixItems", Value::Array(a)) => {
+                    queue.extend((0..a.len()).map(|i| format!("{node}/{key}/{i}")));
+                }
+                ("allOf", Value::Array(_)) => {
+                    for member in all_of_members(root, &node) {
+                        match follow_refs(root, &member) {
+                            Ok(target) => queue.push(target),
+                            Err(repeated) => return Some(repeated),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn all_of_members(root: &Value, place: &str) -> Vec<String> {
+    match resolve(root, place).and_then(|v| v.get("allOf")) {
+        Some(Value::Array(a)) => (0..a.len()).map(|i| format!("{place}/allOf/{i}")).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Where a chain of `$ref`s starting at `place` ends; `Err` with the place that repeats
+/// when the chain is a loop.
+fn follow_refs(root: &Value, place: &str) -> Result<String, String> {
+    let mut at = place.to_string();
+    let mut chain: HashSet<String> = HashSet::new();
+    while let Some(Value::String(r)) = resolve(root, &at).and_then(|v| v.get("$ref")) {
+        if !chain.insert(at.clone()) {
+            return Err(at);
+        }
+        at = r.clone();
+    }
+    Ok(at)
 }
 
 /// Pairs of bounds that contradict each other.
@@ -573,6 +670,34 @@ mod tests {
         ));
         // Names that look like keywords, as property names or enum values, are data.
         assert!(check(json!({"properties": {"not": {"type": "string"}}, "enum": [{"if": 1}]})).is_ok());
+    }
+
+    #[test]
+    fn reference_cycles_through_all_of_alone_are_refused() {
+        // The schema the fuzz found: it overflowed even a 256 MiB stack.
+        let err = check(json!({"$defs": {"x": {"$ref": "#/$defs/x"}}, "allOf": [{"$ref": "#/$defs/x"}]}))
+            .unwrap_err();
+        assert!(matches!(&err, SchemaError::CyclicRef { path } if path == "#/$defs/x"), "{err}");
+        assert!(matches!(
+            check(json!({"allOf": [{"$ref": "#"}]})),
+            Err(SchemaError::CyclicRef { .. })
+        ));
+        // The third: a $ref that only refers to itself, reached through anyOf.
+        assert!(matches!(
+            check(json!({"$defs": {"x": {"$ref": "#/$defs/x"}}, "anyOf": [{"$ref": "#/$defs/x"}, {"type": "boolean"}]})),
+            Err(SchemaError::CyclicRef { .. })
+        ));
+        // The second one it found: a property whose allOf is the root that holds it.
+        let nested = json!({"type": "object", "properties": {
+            "a": {"type": "string"}, "pc": {"allOf": [{"$ref": "#"}]}}});
+        assert!(matches!(check(nested), Err(SchemaError::CyclicRef { .. })));
+        // A lazy reference in between (outside allOf) is a named rule: fine.
+        assert!(check(json!({"allOf": [{"type": "object", "properties": {"next": {"$ref": "#"}}}]})).is_ok());
+        assert!(check(json!({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
+            "allOf": [{"$ref": "#/$defs/node"}]})).is_ok());
+        // What pydantic writes for a described enum field.
+        assert!(check(json!({"$defs": {"Color": {"enum": ["red", "blue"]}}, "type": "object",
+            "properties": {"c": {"allOf": [{"$ref": "#/$defs/Color"}], "description": "the color"}}})).is_ok());
     }
 
     #[test]
