@@ -127,6 +127,10 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
             let _ = tcp.set_nodelay(true);
         }
     })
+    // A client that closes its side (FIN: what an SDK's timeout or retry does) has given
+    // up on the answer; by default actix keeps serving a half-closed connection, and a
+    // plain request then held the engine for nobody until its last token.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(cfg.shutdown_grace_seconds)
     .bind(cfg.listen)?;
     for addr in server.addrs() {

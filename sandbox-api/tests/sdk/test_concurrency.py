@@ -1,6 +1,8 @@
 """One queue, one generation at a time: concurrent clients, disconnects, shutdown."""
 
+import json
 import signal
+import socket
 import threading
 import time
 
@@ -9,6 +11,10 @@ from conftest import FIXTURES, KEY, Server
 
 H = {"Authorization": f"Bearer {KEY}"}
 LONG = {"role": "user", "content": "Count from one to one thousand, one number per line, in words."}
+# SmolLM2's end tokens (<|endoftext|>, <|im_end|>) banned: a LONG request really runs for
+# its max_tokens (1500 take ~20 s on 2 cores), so a cancellation test cannot pass by the
+# answer ending on its own.
+ENDLESS = {"0": -100, "2": -100}
 
 
 def chat(server, max_tokens=8, stream=False, messages=None):
@@ -52,7 +58,7 @@ def test_twenty_clients_never_overlap(smol):
 
 
 def test_killed_streaming_client_frees_the_engine(smol):
-    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "stream": True}
+    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS, "stream": True}
     with httpx.stream("POST", smol.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
         lines = r.iter_lines()
         seen = 0
@@ -72,7 +78,7 @@ def test_killed_streaming_client_frees_the_engine(smol):
 
 
 def test_killed_non_streaming_client_frees_the_engine(smol):
-    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0}
+    body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS}
     try:
         httpx.post(smol.base + "/v1/chat/completions", headers=H, json=body, timeout=1.0)
     except httpx.TimeoutException:
@@ -83,12 +89,61 @@ def test_killed_non_streaming_client_frees_the_engine(smol):
         time.sleep(0.01)
 
 
+def raw_request(server, body: dict) -> socket.socket:
+    """Sends one HTTP/1.1 request on a plain socket and returns the socket unread."""
+    data = json.dumps(body).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(head + data)
+    return s
+
+
+def wait_until(predicate, limit: float, what: str) -> float:
+    t = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t < limit, what
+        time.sleep(0.01)
+    return time.monotonic() - t
+
+
+def test_a_plain_request_closed_normally_frees_the_engine(smol):
+    # close() with nothing unread sends FIN, not RST: what SDK timeouts and retries do.
+    s = raw_request(smol, {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS})
+    wait_until(lambda: queue(smol)["running"], 5, "the generation did not start")
+    s.close()
+    wait_until(lambda: not queue(smol)["running"], 2, "engine still busy after the client closed (FIN)")
+
+
+def test_a_queued_request_closed_normally_leaves_the_queue(smol):
+    running = raw_request(smol, {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS})
+    wait_until(lambda: queue(smol)["running"], 5, "the generation did not start")
+    plain = raw_request(smol, {"model": "x", "messages": [LONG], "max_tokens": 5, "temperature": 0})
+    streamed = raw_request(smol, {"model": "x", "messages": [LONG], "max_tokens": 5, "temperature": 0, "stream": True})
+    wait_until(lambda: queue(smol)["waiting"] == 2, 5, "the two requests were not queued")
+    plain.close()
+    streamed.close()
+    wait_until(lambda: queue(smol)["waiting"] == 0, 1, "closed requests still counted as waiting")
+    running.close()
+    wait_until(lambda: not queue(smol)["running"], 2, "engine still busy after the client closed (FIN)")
+
+
+def test_a_request_half_closed_before_its_answer_is_cancelled_too(smol):
+    # HTTP/1.1 lets a client close only its sending side, but no SDK does; a proxy that
+    # gave up on a request does. Treated as gone, as nginx and llama.cpp's server do.
+    s = raw_request(smol, {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS, "stream": True})
+    wait_until(lambda: queue(smol)["running"], 5, "the generation did not start")
+    s.shutdown(socket.SHUT_WR)
+    wait_until(lambda: not queue(smol)["running"], 2, "engine still busy after the client half-closed")
+    s.close()
+
+
 def test_sigterm_during_generation_exits_zero():
     server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048")
     box = {}
 
     def stream():
-        body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "stream": True}
+        body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS, "stream": True}
         try:
             with httpx.stream("POST", server.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
                 box["text"] = "".join(r.iter_lines())
