@@ -95,7 +95,7 @@ impl ApiError {
             }
             ModelState::Loading { message } => format!("the model is loading: {message}"),
             ModelState::Error { message } => format!("the model is not available: {message}"),
-            ModelState::Ready => "the server is shutting down".into(),
+            ModelState::Ready => "the model is ready".into(),
         };
         Self {
             code: Some("model_not_ready"),
@@ -105,6 +105,20 @@ impl ApiError {
                 _ => 2,
             })),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+        }
+    }
+
+    /// 503 while the server stops (SIGTERM): its service manager restarts it, so
+    /// retrying soon is right.
+    pub fn stopping(e: &EngineError) -> Self {
+        Self {
+            code: Some("server_stopping"),
+            retry_after: Some(Duration::from_secs(10)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                e.to_string(),
+            )
         }
     }
 
@@ -141,7 +155,7 @@ impl ApiError {
                     e.to_string(),
                 )
             },
-            EngineError::Cancelled | EngineError::Stopped => Self::not_ready(&ModelState::Ready),
+            EngineError::Cancelled | EngineError::Stopped => Self::stopping(e),
             EngineError::Resources(m) => Self::not_ready(&ModelState::Error { message: m.clone() }),
             EngineError::Llama(inner) => match inner.as_ref() {
                 sandbox_core::LlamaError::Grammar(m) => {

@@ -53,8 +53,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// Tells systemd (`Type=notify`, through `$NOTIFY_SOCKET`; nothing without it) that the
 /// port is bound, and starts on this runtime the tasks that send the model's state as
-/// `STATUS=` lines, `STOPPING=1` on a stop signal, and `WATCHDOG=1` while the runtime
-/// runs and the engine thread (once there is one) shows progress within the period.
+/// `STATUS=` lines and `WATCHDOG=1` while the runtime runs and the engine thread (once
+/// there is one) shows progress within the period.
 fn notify_systemd(notifier: &Notifier, service: &Arc<Service>) {
     notifier.ready();
     actix_web::rt::spawn(systemd::forward_status(
@@ -62,7 +62,6 @@ fn notify_systemd(notifier: &Notifier, service: &Arc<Service>) {
         service.subscribe(),
         ModelState::status_line,
     ));
-    actix_web::rt::spawn(systemd::notify_stopping_on_signal(notifier.clone()));
     let service = Arc::clone(service);
     actix_web::rt::spawn(systemd::run_watchdog(notifier.clone(), move |period| {
         systemd::heartbeat_verdict(service.heartbeat_age(), period)
@@ -131,24 +130,73 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
     // up on the answer; by default actix keeps serving a half-closed connection, and a
     // plain request then held the engine for nobody until its last token.
     .h1_allow_half_closed(false)
-    .shutdown_timeout(cfg.shutdown_grace_seconds)
+    // The stop sequence is ours (`stop_on_signal`): actix's own would only wait, then
+    // cut every connection off without a word.
+    .disable_signals()
+    // Room for the grace period plus writing the last events and error bodies.
+    .shutdown_timeout(cfg.shutdown_grace_seconds + 5)
     .bind(cfg.listen)?;
     for addr in server.addrs() {
         tracing::info!(listen = %addr, model_id = %cfg.served_model_id(), "sandbox-api listening");
     }
+    let signals = systemd::StopSignals::watch()?;
     notify_systemd(&notifier, &service);
-    let served = server.run().await;
+    let server = server.run();
+    let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
+    actix_web::rt::spawn(stop_on_signal(
+        signals,
+        server.handle(),
+        Arc::clone(&service),
+        notifier.clone(),
+        grace,
+    ));
+    let served = server.await;
     notifier.stopping();
     served?;
-    tracing::info!("HTTP server stopped; stopping the engine");
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// The stop sequence, on SIGTERM, SIGINT or SIGQUIT: close the listening socket (new
+/// connections are refused at once), fail the waiting jobs (503 with `Retry-After`, or
+/// an error event and `[DONE]` in a stream), give the running job `grace` to finish,
+/// then stop the engine, which fails it the same way. The HTTP server ends once those
+/// answers are written.
+async fn stop_on_signal(
+    mut signals: systemd::StopSignals,
+    server: actix_web::dev::ServerHandle,
+    service: Arc<Service>,
+    notifier: Notifier,
+    grace: Duration,
+) {
+    let signal = signals.recv().await;
+    tracing::info!(
+        signal,
+        grace_s = grace.as_secs(),
+        "stopping: no new connections or jobs; the running job has the grace period"
+    );
+    notifier.stopping();
+    notifier.status("stopping");
+    let stopped = actix_web::rt::spawn(server.stop(true));
+    service.drain();
+    let deadline = tokio::time::Instant::now() + grace;
+    while service.is_busy() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if service.is_busy() {
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "the running job did not finish within the grace period; cancelling it"
+        );
+    }
     let stopping = Arc::clone(&service);
-    let stopped = tokio::time::timeout(
+    let joined = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::task::spawn_blocking(move || stopping.shutdown()),
     )
     .await;
-    if stopped.is_err() {
+    if joined.is_err() {
         tracing::warn!("the engine did not stop within 10 s");
     }
-    Ok(())
+    let _ = stopped.await;
 }

@@ -268,8 +268,19 @@ impl Engine {
         })
     }
 
+    /// Starts a shutdown's grace period: no new jobs, waiting jobs fail with
+    /// [`EngineError::Stopped`], the running one goes on.
+    pub fn drain(&self) {
+        self.queue.drain();
+    }
+
+    /// Whether a job is running.
+    pub fn is_busy(&self) -> bool {
+        self.queue.status().running.is_some()
+    }
+
     /// Stops the engine: waiting jobs fail with [`EngineError::Stopped`], the running
-    /// one is cancelled at its next token, and the thread is joined.
+    /// one fails with it at its next token or prefill batch, and the thread is joined.
     /// Idempotent; later submissions fail with [`EngineError::Stopped`].
     pub fn shutdown(&self) {
         self.queue.shutdown();
@@ -350,7 +361,16 @@ fn engine_thread(
     while let Some(pending) = queue.pop(&beat) {
         let span = tracing::debug_span!("job", id = pending.id);
         let _enter = span.enter();
-        let last = runner::run(&mut session, model, &pending, &|| queue.expire(), &beat);
+        let last = match runner::run(&mut session, model, &pending, &|| queue.expire(), &beat) {
+            // Cut off by a shutdown, not by its client: tell the client so.
+            Some(JobEvent::Done {
+                finish_reason: FinishReason::Cancelled,
+                ..
+            }) if queue.is_shut_down() => Some(JobEvent::Failed {
+                error: EngineError::Stopped,
+            }),
+            other => other,
+        };
         queue.finish(pending.id);
         if let Some(event) = last {
             pending.send(event);

@@ -50,8 +50,8 @@ pub enum EngineError {
     /// The machine cannot hold the model as configured (GPU memory).
     #[error("{0}")]
     Resources(String),
-    /// The engine has shut down (or its thread died).
-    #[error("the engine is not running")]
+    /// The engine is shutting down or has (or its thread died).
+    #[error("the model server is stopping; it restarts by itself, retry in a few seconds")]
     Stopped,
     /// llama.cpp failed.
     #[error(transparent)]

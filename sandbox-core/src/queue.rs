@@ -87,6 +87,8 @@ struct State {
     running: Option<(JobId, Instant)>,
     running_cancel: Option<Arc<AtomicBool>>,
     next_id: JobId,
+    /// No new jobs (a shutdown's grace period); the running one goes on.
+    draining: bool,
     shutdown: bool,
     avg_job: Duration,
     completed: u64,
@@ -140,6 +142,7 @@ impl Queue {
                 running: None,
                 running_cancel: None,
                 next_id: 1,
+                draining: false,
                 shutdown: false,
                 avg_job: INITIAL_JOB_ESTIMATE,
                 completed: 0,
@@ -163,7 +166,7 @@ impl Queue {
         cancel: Arc<AtomicBool>,
     ) -> Result<JobId, EngineError> {
         let mut st = self.lock();
-        if st.shutdown {
+        if st.shutdown || st.draining {
             return Err(EngineError::Stopped);
         }
         if st.waiting.len() >= self.capacity {
@@ -293,6 +296,14 @@ impl Queue {
         }
     }
 
+    /// Stops admitting jobs and fails every waiting one with [`EngineError::Stopped`]
+    /// (their clients can retry elsewhere or later at once); the running job goes on.
+    pub fn drain(&self) {
+        let mut st = self.lock();
+        st.draining = true;
+        Self::fail_waiting(&mut st);
+    }
+
     /// Stops accepting jobs, fails every waiting one and cancels the running one.
     pub fn shutdown(&self) {
         let mut st = self.lock();
@@ -300,13 +311,23 @@ impl Queue {
         if let Some(cancel) = &st.running_cancel {
             cancel.store(true, Ordering::Relaxed);
         }
+        Self::fail_waiting(&mut st);
+        drop(st);
+        self.wake.notify_all();
+    }
+
+    /// Whether [`Queue::shutdown`] was called: a job cancelled now was stopped by it,
+    /// not by its client.
+    pub fn is_shut_down(&self) -> bool {
+        self.lock().shutdown
+    }
+
+    fn fail_waiting(st: &mut State) {
         for p in st.waiting.drain(..) {
             p.send(JobEvent::Failed {
                 error: EngineError::Stopped,
             });
         }
-        drop(st);
-        self.wake.notify_all();
     }
 }
 
@@ -327,6 +348,46 @@ mod tests {
         // About the 3 s the running job has left, not 3 s + 8 x 4 s.
         assert!(retry <= Duration::from_secs(3) && retry > Duration::from_millis(2500), "{retry:?}");
         assert!(st.estimate_wait(9) > Duration::from_secs(30));
+    }
+
+    fn job() -> PreparedJob {
+        PreparedJob {
+            tokens: vec![1],
+            sampling: SamplingParams::default(),
+            limits: Limits::default(),
+            max_tokens: 1,
+            logprobs: None,
+            strip_leading_space: false,
+        }
+    }
+
+    #[test]
+    fn draining_fails_the_waiting_refuses_new_and_spares_the_running() {
+        let q = Queue::new(8);
+        let running = Arc::new(AtomicBool::new(false));
+        q.lock().running = Some((1, Instant::now()));
+        q.lock().running_cancel = Some(Arc::clone(&running));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        q.push(job(), tx, Arc::new(AtomicBool::new(false)))
+            .expect("the queue has room");
+        q.drain();
+        let mut events = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            events.push(ev);
+        }
+        assert!(
+            matches!(events.last(), Some(JobEvent::Failed { error: EngineError::Stopped })),
+            "{events:?}"
+        );
+        assert_eq!(q.status().waiting, 0);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        assert!(matches!(
+            q.push(job(), tx, Arc::new(AtomicBool::new(false))),
+            Err(EngineError::Stopped)
+        ));
+        assert!(!running.load(Ordering::Relaxed) && !q.is_shut_down());
+        q.shutdown();
+        assert!(running.load(Ordering::Relaxed) && q.is_shut_down());
     }
 
     #[test]

@@ -237,6 +237,18 @@ impl Service {
         }
     }
 
+    /// Starts a shutdown's grace period, if an engine runs (see [`Engine::drain`]).
+    pub fn drain(&self) {
+        if let Some(e) = self.engine.get() {
+            e.drain();
+        }
+    }
+
+    /// Whether the engine is running a job.
+    pub fn is_busy(&self) -> bool {
+        self.engine.get().is_some_and(Engine::is_busy)
+    }
+
     /// Stops the engine, if one runs (see [`Engine::shutdown`]).
     pub fn shutdown(&self) {
         if let Some(e) = self.engine.get() {

@@ -1,10 +1,13 @@
 """One queue, one generation at a time: concurrent clients, disconnects, shutdown."""
 
 import json
+import os
 import signal
 import socket
 import threading
 import time
+
+from pathlib import Path
 
 import httpx
 from conftest import FIXTURES, KEY, Server
@@ -138,31 +141,93 @@ def test_a_request_half_closed_before_its_answer_is_cancelled_too(smol):
     s.close()
 
 
-def test_sigterm_during_generation_exits_zero():
+def grace_config(seconds: int) -> str:
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sandbox-api-grace-{seconds}-{os.getpid()}.toml"
+    path.write_text(f"shutdown_grace_seconds = {seconds}\n")
+    return str(path)
+
+
+def collect_stream(server, body: dict, box: dict, key: str):
+    try:
+        with httpx.stream("POST", server.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
+            box[key] = (r.status_code, [line for line in r.iter_lines() if line])
+    except httpx.HTTPError as e:
+        box[key] = e
+
+
+def test_sigterm_tells_every_client_and_refuses_new_connections():
+    server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048", "--config", grace_config(1))
+    box = {}
+    endless = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS}
+    short = {"model": "x", "messages": [LONG], "max_tokens": 5, "temperature": 0}
+    threads = [threading.Thread(target=collect_stream, args=(server, {**endless, "stream": True}, box, "running"))]
+    try:
+        threads[0].start()
+        wait_until(lambda: queue(server)["running"], 5, "the generation did not start")
+        threads.append(threading.Thread(
+            target=lambda: box.__setitem__("plain", httpx.post(server.base + "/v1/chat/completions", headers=H,
+                                                               json=short, timeout=60))))
+        threads.append(threading.Thread(target=collect_stream, args=(server, {**short, "stream": True}, box, "queued")))
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: queue(server)["waiting"] == 2, 5, "the two requests were not queued")
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=0.2).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        assert wait_until(refused, 1, "new connections still accepted after SIGTERM") < 1
+
+        # The queued: at once, in their own terms.
+        threads[1].join(timeout=5)
+        plain = box["plain"]
+        assert plain.status_code == 503, plain.text
+        assert plain.json()["error"]["code"] == "server_stopping"
+        assert int(plain.headers["Retry-After"]) >= 1
+        threads[2].join(timeout=5)
+        status, lines = box["queued"]
+        assert status == 200 and lines[-1] == "data: [DONE]", lines
+        assert '"server_stopping"' in lines[-2], lines
+        assert time.monotonic() - t0 < 1.5, "the queued requests were not answered at once"
+
+        # The running stream: the grace period (1 s), then an error event and [DONE].
+        threads[0].join(timeout=10)
+        status, lines = box["running"]
+        assert status == 200 and lines[-1] == "data: [DONE]", lines[-3:]
+        assert '"server_stopping"' in lines[-2], lines[-3:]
+        assert sum('"content"' in line for line in lines) > 5, "the stream never ran"
+        assert 0.9 < time.monotonic() - t0 < 4
+
+        assert server.proc.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 8
+    finally:
+        server.stop()
+        for t in threads:
+            t.join(timeout=30)
+
+
+def test_sigterm_lets_a_running_request_finish_within_the_grace():
     server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048")
     box = {}
-
-    def stream():
-        body = {"model": "x", "messages": [LONG], "max_tokens": 1500, "temperature": 0, "logit_bias": ENDLESS, "stream": True}
-        try:
-            with httpx.stream("POST", server.base + "/v1/chat/completions", headers=H, json=body, timeout=60) as r:
-                box["text"] = "".join(r.iter_lines())
-        except httpx.HTTPError as e:
-            box["error"] = e
-
-    th = threading.Thread(target=stream)
-    th.start()
+    body = {"model": "x", "messages": [LONG], "max_tokens": 60, "temperature": 0, "logit_bias": ENDLESS}
+    th = threading.Thread(target=lambda: box.__setitem__(
+        "r", httpx.post(server.base + "/v1/chat/completions", headers=H, json=body, timeout=60)))
     try:
-        t = time.monotonic()
-        while not queue(server)["running"]:
-            assert time.monotonic() - t < 5, "the generation did not start"
-            time.sleep(0.01)
-        time.sleep(0.3)
-        t = time.monotonic()
+        th.start()
+        wait_until(lambda: queue(server)["running"], 5, "the generation did not start")
+        t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        code = server.proc.wait(timeout=30)
-        assert code == 0
-        assert time.monotonic() - t < 15
+        th.join(timeout=15)
+        r = box["r"]
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["finish_reason"] == "length"
+        assert r.json()["usage"]["completion_tokens"] == 60
+        assert server.proc.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 8
     finally:
         server.stop()
         th.join(timeout=30)

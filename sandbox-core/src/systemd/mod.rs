@@ -18,7 +18,8 @@
   thread's heartbeat."#
 )]
 //! - [`forward_status`] and [`notify_stopping_on_signal`]: `STATUS=` lines that follow
-//!   a state, and `STOPPING=1` as soon as a stop signal arrives.
+//!   a state, and `STOPPING=1` as soon as a stop signal arrives; [`StopSignals`] for a
+//!   server that runs its own shutdown sequence.
 //! - [`testing::NotifySocket`]: a stand-in for systemd's socket, for tests.
 //!
 //! This module is compiled with and without the `engine` feature and needs nothing of
@@ -32,4 +33,4 @@ mod watchdog;
 pub use notify::{Message, Notifier, NotifyError};
 #[cfg(feature = "engine")]
 pub use watchdog::heartbeat_verdict;
-pub use watchdog::{Verdict, forward_status, notify_stopping_on_signal, run_watchdog};
+pub use watchdog::{StopSignals, Verdict, forward_status, notify_stopping_on_signal, run_watchdog};

@@ -141,33 +141,50 @@ where
     }
 }
 
+/// SIGTERM, SIGINT and SIGQUIT: the signals a server stops on.
+#[derive(Debug)]
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Starts watching (on the current Tokio runtime).
+    pub fn watch() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    /// Waits for the next one and names it.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.quit.recv() => "SIGQUIT",
+        }
+    }
+}
+
 /// Waits for SIGTERM, SIGINT or SIGQUIT (the signals the HTTP server stops on), then
 /// sends `STOPPING=1` and `STATUS=stopping`. Returns at once when notifications are
 /// disabled, or (logged) when the signals cannot be watched.
 pub async fn notify_stopping_on_signal(notifier: Notifier) {
-    use tokio::signal::unix::{SignalKind, signal};
     if !notifier.is_enabled() {
         return;
     }
-    let watched = (|| {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::quit())?,
-        ))
-    })();
-    let (mut term, mut int, mut quit) = match watched {
+    let mut signals = match StopSignals::watch() {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch stop signals; STOPPING=1 is sent when the server has stopped");
             return;
         }
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = quit.recv() => {}
-    }
+    signals.recv().await;
     notifier.stopping();
     notifier.status("stopping");
 }
