@@ -90,7 +90,12 @@ pub fn sampling(f: &SamplingFields<'_>, engine: &Engine) -> Result<SamplingParam
     Ok(p)
 }
 
-/// Stop strings (at most 4, as OpenAI).
+/// Longest stop string, in characters. Matching holds back text that might start one,
+/// and the worst case of that check grows with the square of its length; nobody needs
+/// a longer stop sequence than this.
+pub const MAX_STOP_CHARS: usize = 1000;
+
+/// Stop strings (at most 4, as OpenAI, each at most [`MAX_STOP_CHARS`] long).
 pub fn stops(stop: Option<&Stop>) -> Result<Vec<String>, ApiError> {
     let list = match stop {
         None => Vec::new(),
@@ -101,6 +106,15 @@ pub fn stops(stop: Option<&Stop>) -> Result<Vec<String>, ApiError> {
         return Err(ApiError::invalid(
             Some("stop"),
             "at most 4 stop sequences are allowed",
+        ));
+    }
+    if let Some(long) = list.iter().find(|s| s.chars().count() > MAX_STOP_CHARS) {
+        return Err(ApiError::invalid(
+            Some("stop"),
+            format!(
+                "a stop sequence is {} characters long; at most {MAX_STOP_CHARS} are supported",
+                long.chars().count()
+            ),
         ));
     }
     Ok(list.into_iter().filter(|s| !s.is_empty()).collect())

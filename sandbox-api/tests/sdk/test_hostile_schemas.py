@@ -95,6 +95,32 @@ def test_unenforceable_schemas_are_refused_by_keyword(smol):
     refused(post(smol, ask(deep)), "more than 32 levels")
 
 
+def test_an_unanchored_pattern_is_enforced_as_a_search(smol):
+    # JSON Schema's pattern matches anywhere; the grammar converter used to accept any
+    # string for it (with only a log warning).
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "ZQ[0-9]{3}"}},
+              "required": ["code"], "additionalProperties": False}
+    for seed in range(3):
+        r = post(smol, ask(schema, max_tokens=40, temperature=1.0, seed=seed))
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        content = choice["message"]["content"]
+        if choice["finish_reason"] == "stop":
+            jsonschema.validate(json.loads(content), schema)
+        else:
+            # Cut off while searching for ZQ: still inside the one string, which no
+            # bare quote has left (the converter's own "." allowed one).
+            value = content.split('"code"', 1)[1].split('"', 1)[1]
+            assert '"' not in value and "\\" not in value, content
+    # Syntax the grammar cannot enforce is refused, not ignored.
+    for pattern in ("^(?=a)[a-z]+$", "^(a)\\1$", "^a$b$"):
+        msg = refused(post(smol, ask({"type": "string", "pattern": pattern})), "the pattern at #", "cannot be enforced")
+        assert "lookaround" in msg, msg
+    # The converter drops length limits and formats next to a pattern.
+    msg = refused(post(smol, ask({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5})), "maxLength")
+    assert "{m,n}" in msg
+
+
 def test_a_recursive_schema_works(smol):
     tree = {
         "type": "object",

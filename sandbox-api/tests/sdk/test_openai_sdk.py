@@ -243,6 +243,8 @@ def test_authentication_errors(smol):
         (dict(messages=[{"role": "wizard", "content": "x"}]), "role"),
         (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]), "not supported"),
         (dict(messages=[]), "at least one"),
+        (dict(stop=["a", "b" * 1001]), "1001 characters long; at most 1000"),
+        (dict(stop=["a", "b", "c", "d", "e"]), "at most 4 stop"),
     ],
 )
 def test_bad_requests(smol, kwargs, fragment):

@@ -7,12 +7,16 @@
 //! and 2,000 optional properties took half a minute. So a schema is measured first, with
 //! limits far above what real schemas use, and refused with a sentence naming the limit;
 //! then a root reference (`"$ref": "#"`, a recursive schema) is rewritten into the
-//! `#/$defs/...` form the converter resolves; and the conversion runs on a thread with a
-//! stack large enough for anything within the limits ([`with_large_stack`]).
+//! `#/$defs/...` form the converter resolves; `pattern`s are anchored the way the
+//! converter needs, or refused when it could not enforce them (`patterns`); and the
+//! conversion runs on a thread with a stack large enough for anything within the limits
+//! ([`with_large_stack`]).
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
+
+mod patterns;
 
 /// How big a schema may be. Every limit is many times what a real tool or response
 /// schema needs (OpenAI's own structured outputs allow 5,000 properties in total and 10
@@ -394,7 +398,18 @@ fn check_pattern(p: &str, path: &str, limits: &SchemaLimits) -> Result<(), Schem
         .map(|_| ())
         .map_err(|e| SchemaError::BadPattern {
             path: path.to_string(),
-            reason: format!("not a regular expression ({})", first_line(&e.to_string())),
+            reason: match &e {
+                regex_syntax::Error::Parse(a)
+                    if matches!(
+                        a.kind(),
+                        regex_syntax::ast::ErrorKind::UnsupportedLookAround
+                            | regex_syntax::ast::ErrorKind::UnsupportedBackreference
+                    ) =>
+                {
+                    patterns::UNENFORCEABLE.to_string()
+                }
+                _ => format!("not a regular expression ({})", first_line(&e.to_string())),
+            },
         })
 }
 
@@ -505,9 +520,13 @@ const CONVERT_STACK_MB: usize = 256;
 /// Checks `schema` against [`LIMITS`], then converts it to a GBNF grammar with llama.cpp
 /// on a thread with a large stack. CPU-bound: call it off the I/O threads.
 pub fn grammar_from_schema(schema: &Value) -> Result<String, GrammarError> {
-    let prepared = prepare(schema, &LIMITS)?;
+    let mut prepared = prepare(schema, &LIMITS)?;
     with_large_stack(CONVERT_STACK_MB, move || {
-        llama_sys::json_schema_to_gbnf(&prepared).map_err(|e| GrammarError::Conversion(e.to_string()))
+        let convert = |s: &Value| {
+            llama_sys::json_schema_to_gbnf(s).map_err(|e| GrammarError::Conversion(e.to_string()))
+        };
+        patterns::anchor_patterns(&mut prepared, &convert)?;
+        convert(&prepared)
     })
     .unwrap_or(Err(GrammarError::Crashed))
 }
