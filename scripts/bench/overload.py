@@ -122,10 +122,17 @@ def prepare_time(api: Api, body: dict, runs: int = 3):
                           json={**body, "stream": True, "max_tokens": 1}, timeout=120) as r:
             worst = max(worst, time.perf_counter() - t)
             status = r.status_code
-            raw = r.read()
-        if status != 200:
-            message = json.loads(raw)["error"]["message"][:80]
+            # A stream's headers come once the job is queued; closing now cancels it.
+            if status != 200:
+                message = json.loads(r.read())["error"]["message"][:80]
+        wait_idle(api)
     return worst, status, message
+
+
+def wait_idle(api: Api):
+    deadline = time.time() + 30
+    while httpx.get(api.base + "/ready", timeout=5).json()["queue"]["running"] and time.time() < deadline:
+        time.sleep(0.02)
 
 
 def chat(messages, **extra):
@@ -135,10 +142,10 @@ def chat(messages, **extra):
 def largest_requests(smol: Api, mistral: Api):
     ask = [{"role": "user", "content": "Answer."}]
     turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": "x"} for i in range(2047)]
-    # A schema at every limit at once: 64 optional properties, 31 levels deep, a chain
+    # A schema at every limit at once: 64 optional properties, 32 levels deep, a chain
     # of 250 $refs, about 2,000 values.
     deep = {"type": "string"}
-    for _ in range(30):
+    for _ in range(29):
         deep = {"type": "array", "items": deep, "maxItems": 2}
     defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(249)}
     defs["d249"] = {"type": "integer", "minimum": 0, "maximum": 9}
@@ -155,7 +162,7 @@ def largest_requests(smol: Api, mistral: Api):
     return [
         ("messages", "2,047 messages (the limit is 2,048)", smol, chat(turns)),
         ("messages (one too many)", "2,049 messages", smol, chat(turns + turns[:2])),
-        ("JSON schema", f"{len(json.dumps(schema)):,} bytes: 64 optional properties, 31 levels, 250 $refs",
+        ("JSON schema", f"{len(json.dumps(schema)):,} bytes: 64 optional properties, 32 levels, 250 $refs",
          smol, chat(ask, response_format=rf)),
         ("tools, tool_choice required", f"64 tools x 64 parameters, {len(json.dumps(tools)):,} bytes",
          mistral, {**chat(ask, tools=tools, tool_choice="required"), "model": "m"}),
@@ -176,7 +183,7 @@ def main():
     ap.add_argument("--clients", type=int, default=300)
     args = ap.parse_args()
     smol = Api(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "16384")
-    mistral = Api(FIXTURES / "tiny-mistral-v0.3.gguf", "--ctx", "32768")
+    mistral = Api(FIXTURES / "tiny-mistral-v0.3.gguf", "--ctx", "65536")
     try:
         rss0 = smol.rss_mib()
         results, health, took = asyncio.run(storm(smol, args.clients))
