@@ -3,9 +3,13 @@
 
 use std::collections::VecDeque;
 
-use sandbox_core::{EngineError, JobEvent, JobHandle, Timings, TokenLogprob, Usage};
+use std::sync::Arc;
+
+use sandbox_core::{EngineError, JobEvent, JobHandle, Service, Timings, TokenLogprob, Usage};
 
 use super::tools::{self, ParsedCall, TOOL_CALLS};
+use crate::error::ApiError;
+use crate::state::off_io;
 
 /// How the output is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,21 +77,32 @@ impl ChoiceReader {
     }
 
     /// The reader of choice `i`: the one already submitted for the first choice, else
-    /// a new job (choices run one after another, each through the queue).
-    pub fn for_choice(
+    /// a new job (choices run one after another, each through the queue), prepared off
+    /// the I/O threads as the first one was.
+    pub async fn for_choice(
         first: &mut Option<ChoiceReader>,
-        engine: &sandbox_core::Engine,
+        service: &Arc<Service>,
         job: &sandbox_core::JobRequest,
         i: u32,
         kind: OutputKind,
-    ) -> Result<Self, EngineError> {
-        match first.take() {
-            Some(r) => Ok(r),
-            None => Ok(Self::new(
-                engine.submit(super::convert::choice_job(job, i))?,
-                kind,
-            )),
+        request_id: &str,
+    ) -> Result<Self, ApiError> {
+        if let Some(r) = first.take() {
+            return Ok(r);
         }
+        let (service, job, rid) = (
+            Arc::clone(service),
+            super::convert::choice_job(job, i),
+            request_id.to_owned(),
+        );
+        let handle = off_io(request_id, move || {
+            let engine = service.engine().map_err(|s| ApiError::not_ready(&s))?;
+            engine
+                .submit(job)
+                .map_err(|e| ApiError::from_engine(&e, &rid))
+        })
+        .await?;
+        Ok(Self::new(handle, kind))
     }
 
     /// The job's queue position at the moment of asking.

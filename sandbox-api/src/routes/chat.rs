@@ -176,8 +176,9 @@ pub async fn completions(
     let mut all_timings = Vec::new();
     let mut reader = Some(reader);
     for i in 0..plan.n {
-        let mut r = ChoiceReader::for_choice(&mut reader, engine, &plan.job, i, plan.kind)
-            .map_err(|e| ApiError::from_engine(&e, &rid))?;
+        let mut r =
+            ChoiceReader::for_choice(&mut reader, &state.service, &plan.job, i, plan.kind, &rid)
+                .await?;
         let mut text = String::new();
         let mut logprobs = Vec::new();
         while let Some(ev) = r.next().await {
@@ -252,11 +253,12 @@ async fn stream(
     let mut usage = Usage::default();
     let mut first = Some(first);
     for i in 0..plan.n {
-        let mut reader = match ChoiceReader::for_choice(&mut first, engine, &plan.job, i, plan.kind)
-        {
+        let next =
+            ChoiceReader::for_choice(&mut first, &state.service, &plan.job, i, plan.kind, &rid);
+        let mut reader = match next.await {
             Ok(r) => r,
             Err(e) => {
-                tx.fail(&ApiError::from_engine(&e, &rid)).await;
+                tx.fail(&e).await;
                 return;
             }
         };

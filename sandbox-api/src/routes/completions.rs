@@ -150,8 +150,9 @@ pub async fn completions(
     let mut all_timings = Vec::new();
     let mut first = Some(first);
     for i in 0..n {
-        let mut reader = ChoiceReader::for_choice(&mut first, engine, &job, i, OutputKind::Text)
-            .map_err(|e| ApiError::from_engine(&e, &rid))?;
+        let mut reader =
+            ChoiceReader::for_choice(&mut first, &state.service, &job, i, OutputKind::Text, &rid)
+                .await?;
         let mut text = echo.clone();
         let mut lps = Vec::new();
         while let Some(ev) = reader.next().await {
@@ -218,14 +219,22 @@ async fn stream(
     let mut usage = Usage::default();
     let mut first = Some(first);
     for i in 0..n {
-        let mut reader =
-            match ChoiceReader::for_choice(&mut first, engine, &job, i, OutputKind::Text) {
-                Ok(r) => r,
-                Err(e) => {
-                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
-                    return;
-                }
-            };
+        let mut reader = match ChoiceReader::for_choice(
+            &mut first,
+            &state.service,
+            &job,
+            i,
+            OutputKind::Text,
+            &rid,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tx.fail(&e).await;
+                return;
+            }
+        };
         if !echo.is_empty() && !tx.json(&chunk(i, &echo, Value::Null, Value::Null)).await {
             return;
         }

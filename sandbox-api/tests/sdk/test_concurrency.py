@@ -126,7 +126,7 @@ def test_a_queued_request_closed_normally_leaves_the_queue(smol):
     wait_until(lambda: queue(smol)["waiting"] == 2, 5, "the two requests were not queued")
     plain.close()
     streamed.close()
-    wait_until(lambda: queue(smol)["waiting"] == 0, 1, "closed requests still counted as waiting")
+    wait_until(lambda: queue(smol)["waiting"] == 0, 0.2, "closed requests still counted as waiting")
     running.close()
     wait_until(lambda: not queue(smol)["running"], 2, "engine still busy after the client closed (FIN)")
 
