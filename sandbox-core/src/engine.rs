@@ -1,6 +1,7 @@
 //! The engine: one dedicated thread owns the model's inference session and runs the
 //! queued jobs strictly one at a time, in submission order.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -133,12 +134,21 @@ impl Engine {
         messages: &[ChatMessage],
         tools: Option<&[serde_json::Value]>,
     ) -> Result<String, EngineError> {
+        self.render_chat_with_cue(messages, tools, true)
+    }
+
+    fn render_chat_with_cue(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+        cue: bool,
+    ) -> Result<String, EngineError> {
         let template = self.template.as_ref().ok_or_else(|| {
             EngineError::InvalidRequest(
                 "this model has no chat template; send a text prompt instead".into(),
             )
         })?;
-        template.render(messages, tools)
+        template.render_with_cue(messages, tools, cue)
     }
 
     /// Tokenizes plain text the way a text prompt is tokenized.
@@ -159,13 +169,76 @@ impl Engine {
         messages: &[ChatMessage],
         tools: Option<&[serde_json::Value]>,
     ) -> Result<Vec<TokenId>, EngineError> {
-        // Control-token text inside a message's content stays text (control_text.rs).
-        let (text, protected) = match self.control.guard(messages, tools)? {
-            None => (self.render_chat(messages, tools)?, Vec::new()),
-            Some(guarded) => control_text::assemble(&self.render_chat(&guarded, tools)?, messages),
+        let (text, protected) = self.rendered(messages, tools, true)?;
+        self.prompt_tokens(&text, &protected)
+    }
+
+    /// The prompt tokens of a chat whose final assistant message the model goes on
+    /// with ([`Prompt::Continue`]).
+    pub fn continuation_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<Vec<TokenId>, EngineError> {
+        let (text, protected) = self.open_final_turn(messages, tools)?;
+        self.prompt_tokens(&text, &protected)
+    }
+
+    /// The rendered chat and the byte ranges of message contents that spell control
+    /// tokens, which must stay text (control_text.rs).
+    fn rendered(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+        cue: bool,
+    ) -> Result<(String, Vec<Range<usize>>), EngineError> {
+        Ok(match self.control.guard(messages, tools)? {
+            None => (self.render_chat_with_cue(messages, tools, cue)?, Vec::new()),
+            Some(guarded) => control_text::assemble(
+                &self.render_chat_with_cue(&guarded, tools, cue)?,
+                messages,
+            ),
+        })
+    }
+
+    /// The chat rendered up to the end of its final assistant message's text. Whatever
+    /// a template writes after a turn (`</s>`, `<|im_end|>`, a new cue) differs from one
+    /// to the next, so the chat is rendered with a mark in place of that text and cut
+    /// at the mark; the text (trailing white space dropped, which the model writes as
+    /// the start of its next word) goes back in, always tokenized as text.
+    fn open_final_turn(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<(String, Vec<Range<usize>>), EngineError> {
+        const MARK: &str = "\u{F8FE}continue-here\u{F8FE}";
+        let Some(last) = messages.last().filter(|m| m.role == "assistant") else {
+            return Err(EngineError::InvalidRequest(
+                "to continue a message, the last message must be the assistant's".into(),
+            ));
         };
+        let content = last.content.as_deref().unwrap_or_default().trim_end();
+        let mut marked = messages.to_vec();
+        if let Some(m) = marked.last_mut() {
+            m.content = Some(MARK.into());
+        }
+        let (mut text, mut protected) = self.rendered(&marked, tools, false)?;
+        let at = text.rfind(MARK).ok_or_else(|| {
+            EngineError::Template(
+                "this chat template does not show the assistant's last message, so it cannot be continued".into(),
+            )
+        })?;
+        text.truncate(at);
+        protected.retain(|r| r.end <= at);
+        let start = text.len();
+        text.push_str(content);
+        protected.push(start..text.len());
+        Ok((text, protected))
+    }
+
+    fn prompt_tokens(&self, text: &str, protected: &[Range<usize>]) -> Result<Vec<TokenId>, EngineError> {
         let mut tokens = Vec::with_capacity(text.len() / 3 + 2);
-        for fragment in self.control.fragments(&text, &protected) {
+        for fragment in self.control.fragments(text, protected) {
             match fragment {
                 Fragment::Control(id) => tokens.push(id),
                 Fragment::Text(t) => tokens.extend(self.model.tokenize_fragment(t)?),
@@ -226,6 +299,9 @@ impl Engine {
             }
             Prompt::Chat { messages, tools } => {
                 (self.chat_tokens(messages, tools.as_deref())?, true)
+            }
+            Prompt::Continue { messages, tools } => {
+                (self.continuation_tokens(messages, tools.as_deref())?, false)
             }
         };
         if tokens.is_empty() {

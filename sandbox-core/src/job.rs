@@ -25,6 +25,15 @@ pub enum Prompt {
         /// OpenAI-style tool definitions, for templates that render them.
         tools: Option<Vec<serde_json::Value>>,
     },
+    /// A chat whose final message, the assistant's, is continued rather than answered:
+    /// rendered without that turn's end, so the model goes on with its text (an answer
+    /// cut off by a length limit, or words put in the model's mouth).
+    Continue {
+        /// The messages; the last one is the assistant's.
+        messages: Vec<ChatMessage>,
+        /// OpenAI-style tool definitions, for templates that render them.
+        tools: Option<Vec<serde_json::Value>>,
+    },
 }
 
 /// Per-job limits.

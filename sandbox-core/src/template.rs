@@ -108,6 +108,17 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         tools: Option<&[serde_json::Value]>,
     ) -> Result<String, EngineError> {
+        self.render_with_cue(messages, tools, true)
+    }
+
+    /// As [`Template::render`], with the assistant's cue (`add_generation_prompt`) only
+    /// when `cue` is true.
+    pub fn render_with_cue(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+        cue: bool,
+    ) -> Result<String, EngineError> {
         if messages.is_empty() {
             return Err(EngineError::InvalidRequest(
                 "a chat needs at least one message".into(),
@@ -121,7 +132,7 @@ impl ChatTemplate {
             "messages": messages,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
-            "add_generation_prompt": true,
+            "add_generation_prompt": cue,
         });
         if let (Some(tools), Some(obj)) = (tools, ctx.as_object_mut()) {
             obj.insert("tools".into(), serde_json::Value::from(tools.to_vec()));

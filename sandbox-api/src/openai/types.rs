@@ -36,6 +36,10 @@ pub struct ChatCompletionRequest {
     pub top_k: Option<u32>,
     /// llama.cpp extension.
     pub min_p: Option<f32>,
+    /// vLLM extension: go on with the last message, the assistant's, instead of
+    /// answering it (the chat UI's "Continue" of a cut-off answer).
+    #[serde(default)]
+    pub continue_final_message: bool,
 }
 
 /// `POST /v1/completions`.

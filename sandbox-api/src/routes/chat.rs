@@ -50,7 +50,20 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
         body.parallel_tool_calls.unwrap_or(true),
         engine,
     )?;
+    if body.continue_final_message && tool_plan.is_some() {
+        return Err(ApiError::invalid(
+            Some("continue_final_message"),
+            "continue_final_message cannot be combined with tools",
+        ));
+    }
     let (prompt, kind) = match tool_plan {
+        None if body.continue_final_message => (
+            Prompt::Continue {
+                messages,
+                tools: None,
+            },
+            OutputKind::Text,
+        ),
         None => (
             Prompt::Chat {
                 messages,

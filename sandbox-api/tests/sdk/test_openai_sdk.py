@@ -84,6 +84,22 @@ def test_stream_equals_non_stream_greedy(smol):
     assert plain == streamed
 
 
+def test_a_cut_off_answer_continues_where_it_stopped(smol):
+    c = client(smol)
+    ask = user("Describe the sea in three sentences.")
+    full = c.chat.completions.create(model="x", messages=ask, max_tokens=30, temperature=0).choices[0]
+    cut = c.chat.completions.create(model="x", messages=ask, max_tokens=12, temperature=0).choices[0]
+    assert cut.finish_reason == "length" and full.message.content.startswith(cut.message.content)
+    more = c.chat.completions.create(
+        model="x", messages=ask + [{"role": "assistant", "content": cut.message.content}], max_tokens=18,
+        temperature=0, extra_body={"continue_final_message": True}).choices[0]
+    # Greedy: the continued answer is the answer that was not cut off.
+    assert cut.message.content + more.message.content == full.message.content
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="x", messages=ask, max_tokens=2, extra_body={"continue_final_message": True})
+    assert "last message must be the assistant's" in e.value.message
+
+
 def test_n_two_choices(smol):
     r = client(smol).chat.completions.create(
         model="x", messages=user("Say a random word."), max_tokens=6, n=2, temperature=1.0, seed=3
