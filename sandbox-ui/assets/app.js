@@ -98,10 +98,11 @@
   function setStatus(article, status, error) {
     article.dataset.status = status;
     article.querySelectorAll(".status-note, .typing").forEach((n) => n.remove());
-    if (status === "stopped" || status === "failed") {
+    const notes = { stopped: "Stopped.", truncated: "The answer was cut off at its length limit." };
+    if (status in notes || status === "failed") {
       const note = document.createElement("p");
       note.className = "status-note" + (status === "failed" ? " error-text" : "");
-      note.textContent = status === "stopped" ? "Stopped." : (error || "The answer failed.");
+      note.textContent = notes[status] || error || "The answer failed.";
       article.appendChild(note);
     }
   }
@@ -117,6 +118,9 @@
     const last = messages.querySelector("article.message:last-of-type");
     const lastUser = lastOf("user");
     if (last && last.classList.contains("assistant")) {
+      if (last.dataset.status === "truncated" || last.dataset.status === "stopped") {
+        addAction(last, "Continue", "continue", () => send("continue"));
+      }
       addAction(last, "Regenerate", "regenerate", () => send("regenerate"));
       addAction(last, "Copy", "copy-answer", async (b) => {
         await md.copyText(last._raw || "");
@@ -246,7 +250,8 @@
     if ((action === "send" || action === "edit") && !text.trim()) return;
     showError("");
     const body = { conversation: conversation, action: action };
-    if (action !== "regenerate") body.content = text;
+    const answering = action === "send" || action === "edit";
+    if (answering) body.content = text;
     if (!conversation && pendingSettings) body.settings = pendingSettings;
 
     // Show the exchange at once; the server stores the question before the model sees it.
@@ -260,13 +265,17 @@
       while (n) { const next = n.nextElementSibling; removed.push(n); n.remove(); n = next; }
     }
     let question = null;
-    if (action !== "regenerate") {
+    if (answering) {
       question = addMessage("user", text);
       input.value = "";
       autosize();
     }
     stopEditing();
-    const answer = addMessage("assistant", "", "streaming");
+    // Continue goes on in the same answer.
+    const continued = action === "continue" ? lastOf("assistant") : null;
+    const before = continued && continued.dataset.status;
+    const answer = continued || addMessage("assistant", "", "streaming");
+    if (continued) setStatus(continued, "streaming");
     typing(answer);
     setBusy(true);
     scrollDown(true);
@@ -275,7 +284,7 @@
     try {
       resp = await post("/app/chat", body);
     } catch (e) {
-      answer.remove();
+      if (continued) setStatus(continued, before); else answer.remove();
       if (question) { question.remove(); input.value = text; autosize(); }
       removed.forEach((n) => messages.appendChild(n));
       showError(e.message);

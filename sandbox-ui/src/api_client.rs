@@ -110,6 +110,8 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Answer length limit.
     pub max_tokens: Option<u32>,
+    /// Go on with the last message (the assistant's, cut off) instead of answering.
+    pub continue_final: bool,
 }
 
 /// What a streamed answer brings.
@@ -230,6 +232,9 @@ impl ApiClient {
         }
         if let Some(m) = req.max_tokens {
             body["max_tokens"] = json!(m);
+        }
+        if req.continue_final {
+            body["continue_final_message"] = json!(true);
         }
         let mut call = self
             .http

@@ -47,7 +47,7 @@ pub enum UiEvent {
     },
     /// The end.
     Done {
-        /// complete, stopped or failed.
+        /// complete, truncated, stopped or failed.
         status: MessageStatus,
         /// Why it failed.
         error: Option<String>,
@@ -173,6 +173,12 @@ impl Drop for Reservation {
 }
 
 impl Reservation {
+    /// Marks the answer as continuing `text` (already stored), which watchers then
+    /// see first.
+    pub fn continues(&self, text: &str) {
+        self.generation.lock().content = text.to_owned();
+    }
+
     /// Follows the answer (see [`Generation::watch`]).
     pub fn watch(&self) -> mpsc::UnboundedReceiver<UiEvent> {
         self.generation.watch()
@@ -237,6 +243,7 @@ async fn write_answer(
     // at once (time to first token), then at most every WRITE_EVERY.
     let mut pending = String::new();
     let mut last_write: Option<Instant> = None;
+    let mut finish = None;
     let end = loop {
         let due = last_write
             .filter(|_| !pending.is_empty())
@@ -249,10 +256,14 @@ async fn write_answer(
         };
         match next {
             None => {}
+            // "length": max_tokens or the context window cut the answer off.
+            Some(None) if finish.as_deref() == Some("length") => {
+                break (MessageStatus::Truncated, None);
+            }
             Some(None) => break (MessageStatus::Complete, None),
             Some(Some(Err(e))) => break (MessageStatus::Failed, Some(e.to_string())),
             Some(Some(Ok(Upstream::Queued(position)))) => g.emit(UiEvent::Queued { position }),
-            Some(Some(Ok(Upstream::Finish(_)))) => {}
+            Some(Some(Ok(Upstream::Finish(reason)))) => finish = Some(reason),
             Some(Some(Ok(Upstream::Delta(text)))) => {
                 pending.push_str(&text);
                 if last_write.is_some_and(|t| t.elapsed() < WRITE_EVERY) {

@@ -124,7 +124,7 @@ impl ChatSettings {
 pub struct SendRequest {
     /// The chat (none: start a new one).
     conversation: Option<String>,
-    /// `send`, `regenerate` or `edit`.
+    /// `send`, `regenerate`, `edit` or `continue`.
     action: String,
     /// The message (send, edit).
     content: Option<String>,
@@ -163,6 +163,7 @@ fn prepare(
 ) -> Result<Prepared, UiError> {
     let history = store.messages(c.id)?;
     let mut user_seq = None;
+    let mut continued = None;
     match body.action.as_str() {
         "send" => {
             let text = message_text(body)?;
@@ -194,9 +195,27 @@ fn prepare(
                     .seq,
             );
         }
+        "continue" => {
+            let last = history
+                .last()
+                .filter(|m| {
+                    m.role == "assistant"
+                        && matches!(m.status, MessageStatus::Truncated | MessageStatus::Stopped)
+                })
+                .ok_or_else(|| {
+                    UiError::BadRequest("There is no cut-off answer to continue.".into())
+                })?;
+            let mut answer = last.clone();
+            // The model writes the space before its next word itself.
+            answer.content.truncate(answer.content.trim_end().len());
+            answer.status = MessageStatus::Streaming;
+            answer.error = None;
+            store.update_message(&answer)?;
+            continued = Some(answer);
+        }
         other => {
             return Err(UiError::BadRequest(format!(
-                "Unknown action {other:?}: use send, regenerate or edit."
+                "Unknown action {other:?}: use send, regenerate, edit or continue."
             )));
         }
     }
@@ -216,12 +235,17 @@ fn prepare(
         },
         content: m.content,
     }));
-    let answer = store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?;
+    let continue_final = continued.is_some();
+    let answer = match continued {
+        Some(a) => a,
+        None => store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?,
+    };
     let request = ChatRequest {
         model,
         messages,
         temperature: c.temperature,
         max_tokens: c.max_tokens,
+        continue_final,
     };
     Ok(Prepared {
         conversation: c,
@@ -324,6 +348,9 @@ pub async fn send(
         user_seq: prepared.user_seq,
         assistant_seq: prepared.answer.seq,
     };
+    if prepared.request.continue_final {
+        reservation.continues(&prepared.answer.content);
+    }
     let rx = reservation.watch();
     reservation.run(
         state.store.clone(),

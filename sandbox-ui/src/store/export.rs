@@ -12,6 +12,7 @@ pub fn to_markdown(c: &Conversation, messages: &[Message]) -> String {
         let who = if m.role == "user" { "You" } else { "Assistant" };
         let note = match (m.status, &m.error) {
             (MessageStatus::Stopped, _) => " (stopped)".to_owned(),
+            (MessageStatus::Truncated, _) => " (cut off at the length limit)".to_owned(),
             (MessageStatus::Failed, Some(e)) => format!(" (failed: {e})"),
             (MessageStatus::Failed, None) => " (failed)".to_owned(),
             (MessageStatus::Streaming, _) => " (incomplete)".to_owned(),

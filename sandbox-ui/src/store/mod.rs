@@ -110,6 +110,9 @@ pub enum MessageStatus {
     Streaming,
     /// Stopped by the user.
     Stopped,
+    /// Cut off by the answer length limit (or the model's context window); "Continue"
+    /// goes on with it.
+    Truncated,
     /// The model failed; `error` says why.
     Failed,
 }

@@ -310,6 +310,44 @@ test("regenerate, edit and resend, rename, per-chat settings, export and delete"
   await context.close();
 });
 
+test("an answer cut off by its length limit says so, is exported so, and Continue extends it", async () => {
+  const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 8);
+  await sendMessage(page, "Write a long story about a lighthouse keeper.");
+  assert.equal(await waitAnswerDone(page), "truncated");
+  const answer = await lastAnswer(page);
+  await answer.locator(".status-note", { hasText: "cut off at its length limit" }).waitFor();
+  const first = await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw);
+  assert.ok(first.length > 0);
+  const id = new URL(page.url()).pathname.split("/").pop();
+
+  // Continue goes on in the same answer, with the same limit: cut off again, longer.
+  await answer.locator(".continue").click();
+  assert.equal(await waitAnswerDone(page), "truncated");
+  assert.equal(await page.locator("article.message").count(), 2, "Continue adds no message");
+  const second = await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw);
+  assert.ok(second.startsWith(first.trimEnd()) && second.length > first.trimEnd().length, `${first} | ${second}`);
+  await page.screenshot({ path: path.join(shots, "truncated-answer.png") });
+
+  // Stored so: after a reload the note and the button are still there.
+  await page.reload();
+  assert.equal(await (await lastAnswer(page)).getAttribute("data-status"), "truncated");
+  await (await lastAnswer(page)).locator(".status-note", { hasText: "cut off" }).waitFor();
+  assert.equal(await (await lastAnswer(page)).locator(".continue").count(), 1);
+  assert.equal(await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw), second);
+  const markdown = await (await page.request.get(`${ui.url}/c/${id}/export.md`)).text();
+  assert.match(markdown, /\*\*Assistant\*\* \(cut off at the length limit\):/);
+  const json = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
+  assert.equal(json.messages[1].status, "truncated");
+
+  // An answer that ends by itself has no Continue.
+  await setMaxTokens(page, 400);
+  await page.click("article.message.assistant .regenerate");
+  const status = await waitAnswerDone(page, 120000);
+  if (status === "complete") assert.equal(await (await lastAnswer(page)).locator(".continue").count(), 0);
+  await context.close();
+});
+
 test("model output is rendered as Markdown and never runs as HTML", async () => {
   const answer = [
     "Here is code:",
