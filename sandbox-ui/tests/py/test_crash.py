@@ -64,7 +64,7 @@ def test_kill_9_of_the_ui_during_answers_loses_nothing_acknowledged(api, tmp_pat
         assert len(answers) == ROUNDS
         for seen, answer in zip(shown, answers):
             assert answer["content"].startswith(seen), (seen, answer["content"])
-            assert answer["status"] in ("failed", "complete"), answer
+            assert answer["status"] in ("failed", "complete", "truncated"), answer
             if answer["status"] == "failed":
                 assert "interrupted" in answer["error"]
     finally:
