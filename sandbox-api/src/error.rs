@@ -6,8 +6,10 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
+use sandbox_core::contract::openai::{ErrorBody, ErrorObject, codes};
+use sandbox_core::contract::ready::ModelErrorKind;
+use sandbox_core::contract::retry::Wait;
 use sandbox_core::{EngineError, ModelState};
-use serde_json::json;
 
 /// An error answered to an API client.
 #[derive(Debug, Clone)]
@@ -94,16 +96,12 @@ impl ApiError {
                 format!("the model is still downloading: {message}")
             }
             ModelState::Loading { message } => format!("the model is loading: {message}"),
-            ModelState::Error { message } => format!("the model is not available: {message}"),
+            ModelState::Error { message, .. } => format!("the model is not available: {message}"),
             ModelState::Ready => "the model is ready".into(),
         };
         Self {
-            code: Some("model_not_ready"),
-            retry_after: Some(Duration::from_secs(match state {
-                ModelState::Downloading { .. } => 10,
-                ModelState::Error { .. } => 60,
-                _ => 2,
-            })),
+            code: Some(codes::MODEL_NOT_READY),
+            retry_after: Some(state.wait().after()),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
         }
     }
@@ -112,8 +110,8 @@ impl ApiError {
     /// retrying soon is right.
     pub fn stopping(e: &EngineError) -> Self {
         Self {
-            code: Some("server_stopping"),
-            retry_after: Some(Duration::from_secs(10)),
+            code: Some(codes::SERVER_STOPPING),
+            retry_after: Some(Wait::Stopping.after()),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -137,7 +135,7 @@ impl ApiError {
     pub fn from_engine(e: &EngineError, request_id: &str) -> Self {
         match e {
             EngineError::QueueFull { retry_after, .. } => Self {
-                code: Some("rate_limit_exceeded"),
+                code: Some(codes::QUEUE_FULL),
                 retry_after: Some(*retry_after),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "requests", e.to_string())
             },
@@ -148,7 +146,7 @@ impl ApiError {
             EngineError::Template(_) => Self::invalid(Some("messages"), e.to_string()),
             EngineError::InvalidRequest(_) => Self::invalid(None, e.to_string()),
             EngineError::QueueTimeout { .. } | EngineError::DeadlineExceeded(_) => Self {
-                retry_after: Some(Duration::from_secs(5)),
+                retry_after: Some(Wait::QueueTimeout.after()),
                 ..Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "server_error",
@@ -156,7 +154,10 @@ impl ApiError {
                 )
             },
             EngineError::Cancelled | EngineError::Stopped => Self::stopping(e),
-            EngineError::Resources(m) => Self::not_ready(&ModelState::Error { message: m.clone() }),
+            EngineError::Resources(m) => Self::not_ready(&ModelState::Error {
+                kind: ModelErrorKind::NotEnoughMemory,
+                message: m.clone(),
+            }),
             EngineError::Llama(inner) => match inner.as_ref() {
                 sandbox_core::LlamaError::Grammar(m) => {
                     Self::invalid(Some("response_format"), m.clone())
@@ -172,13 +173,15 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
-        json!({"error": {
-            "message": self.message,
-            "type": self.kind,
-            "param": self.param,
-            "code": self.code,
-        }})
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                message: self.message.clone(),
+                kind: self.kind.to_owned(),
+                param: self.param.clone(),
+                code: self.code.map(str::to_owned),
+            },
+        }
     }
 }
 

@@ -24,6 +24,8 @@
 //!
 //! - [`systemd`]: `Type=notify` readiness, status lines and a watchdog that pings only
 //!   while the process shows progress.
+//! - [`contract`]: what `sandbox-api` writes and `sandbox-ui` reads (the `/ready` body,
+//!   the retry table, SSE, the OpenAI error and chunk types).
 //!
 //! Binaries and other Rust programs embed this crate; only `llama-sys` below it talks
 //! to llama.cpp, and only with `engine`. Without it (`default-features = false`, as the
@@ -34,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod contract;
 pub mod systemd;
 
 /// Every item given is compiled only with the `engine` feature (the one place that says

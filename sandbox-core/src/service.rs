@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::contract::ready::{ModelErrorKind, QueueInfo, Ready};
+use crate::contract::retry::Wait;
 use crate::download::{DownloadProgress, HubModel, ModelStore};
 use crate::{Engine, EngineConfig};
 
@@ -35,12 +37,60 @@ pub enum ModelState {
     Ready,
     /// It will not become ready without intervention.
     Error {
+        /// What went wrong, for programs.
+        kind: ModelErrorKind,
         /// What went wrong and what to do.
         message: String,
     },
 }
 
 impl ModelState {
+    /// The `/ready` body for this state; `model` and `queue` are what a ready one
+    /// reports.
+    pub fn ready_body(&self, model: &str, queue: Option<crate::QueueStatus>) -> Ready {
+        match self {
+            Self::Ready => Ready::Ready {
+                model: model.to_owned(),
+                queue: queue.map(|q| QueueInfo {
+                    waiting: q.waiting,
+                    running: q.running.is_some(),
+                    capacity: q.capacity,
+                    estimated_wait_seconds: q.estimated_wait.as_secs_f64(),
+                }),
+            },
+            Self::Downloading {
+                progress,
+                downloaded_bytes,
+                total_bytes,
+                message,
+            } => Ready::Downloading {
+                progress: *progress,
+                downloaded_bytes: *downloaded_bytes,
+                total_bytes: *total_bytes,
+                message: message.clone(),
+            },
+            Self::Loading { message } => Ready::Loading {
+                progress: None,
+                message: message.clone(),
+            },
+            Self::Error { kind, message } => Ready::Error {
+                progress: None,
+                error_kind: *kind,
+                message: message.clone(),
+            },
+        }
+    }
+
+    /// When a client should ask again ([`crate::contract::retry`]).
+    pub fn wait(&self) -> Wait {
+        match self {
+            Self::Downloading { .. } => Wait::Downloading,
+            Self::Loading { .. } => Wait::Loading,
+            Self::Error { .. } => Wait::Failed,
+            Self::Ready => Wait::Ready,
+        }
+    }
+
     /// Short name: `downloading`, `loading`, `ready` or `error`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -74,7 +124,7 @@ impl ModelState {
                 None => format!("loading: {message}"),
             },
             Self::Ready => "ready".into(),
-            Self::Error { message } => format!("error: {message}"),
+            Self::Error { message, .. } => format!("error: {message}"),
         }
     }
 }
@@ -106,6 +156,7 @@ impl Service {
             .spawn(move || this.load(&config));
         if let Err(e) = spawned {
             self.set_state(ModelState::Error {
+                kind: ModelErrorKind::Internal,
                 message: format!("cannot start the loader thread: {e}"),
             });
         }
@@ -126,6 +177,7 @@ impl Service {
             .spawn(move || this.fetch_and_load(&store, &model, config));
         if let Err(e) = spawned {
             self.set_state(ModelState::Error {
+                kind: ModelErrorKind::Internal,
                 message: format!("cannot start the loader thread: {e}"),
             });
         }
@@ -174,6 +226,7 @@ impl Service {
             Err(e) => {
                 tracing::error!(model = %name, error = %e, "model download failed");
                 self.set_state(ModelState::Error {
+                    kind: ModelErrorKind::DownloadFailed,
                     message: format!("the model could not be downloaded: {e}"),
                 });
             }
@@ -201,6 +254,11 @@ impl Service {
             Err(e) => {
                 tracing::error!(model = %config.model_path.display(), error = %e, "model failed to load");
                 self.set_state(ModelState::Error {
+                    kind: if matches!(e, crate::EngineError::Resources(_)) {
+                        ModelErrorKind::NotEnoughMemory
+                    } else {
+                        ModelErrorKind::LoadFailed
+                    },
                     message: format!("the model could not be loaded: {e}"),
                 });
             }
@@ -298,6 +356,7 @@ mod tests {
         assert_eq!(ModelState::Ready.status_line(), "ready");
         assert_eq!(
             ModelState::Error {
+                kind: ModelErrorKind::LoadFailed,
                 message: "no such file".into()
             }
             .status_line(),
@@ -311,6 +370,7 @@ mod tests {
         let mut rx = service.subscribe();
         assert_eq!(rx.borrow_and_update().name(), "loading");
         service.set_state(ModelState::Error {
+            kind: ModelErrorKind::Internal,
             message: "x".into(),
         });
         assert!(rx.has_changed().unwrap_or(false));

@@ -475,11 +475,16 @@
       text.textContent = "Loading the model into memory… " + (s.message || "");
       banner.appendChild(text);
     } else if (s.state === "error") {
-      // sandbox-api's message usually says so itself.
-      text.textContent = /^the model could not be loaded/i.test(s.message)
-        ? s.message.charAt(0).toUpperCase() + s.message.slice(1)
-        : "The model could not be loaded: " + s.message;
+      // The headline is for a chat user; the server's own words for an administrator.
+      text.textContent = s.headline;
       banner.appendChild(text);
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = "Details";
+      const why = document.createElement("p");
+      why.textContent = s.message;
+      details.append(summary, why);
+      banner.appendChild(details);
     } else {
       text.textContent = s.message + " Retrying in " + s.retry_seconds + " s.";
       banner.appendChild(text);

@@ -9,8 +9,12 @@ use actix_web::web::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::header::AUTHORIZATION;
+use sandbox_core::contract::openai::{ErrorBody, StreamEvent};
+use sandbox_core::contract::ready::{ModelErrorKind, Ready};
+use sandbox_core::contract::retry::Wait;
+use sandbox_core::contract::sse;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What the model server is doing, as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,7 +43,9 @@ pub enum ModelStatus {
     },
     /// The model could not be made ready.
     Error {
-        /// The server's words (what failed and what to do).
+        /// What failed.
+        kind: ModelErrorKind,
+        /// The server's words (what failed and what to do, for an administrator).
         message: String,
     },
     /// sandbox-api does not answer.
@@ -53,11 +59,29 @@ impl ModelStatus {
     /// Seconds after which the browser should ask again.
     pub fn retry_seconds(&self) -> u64 {
         match self {
-            Self::Ready { .. } => 15,
-            Self::Downloading { .. } | Self::Loading { .. } => 2,
-            Self::Unreachable { .. } => 5,
-            Self::Error { .. } => 30,
+            Self::Ready { .. } => Wait::Ready,
+            Self::Downloading { .. } => Wait::Downloading,
+            Self::Loading { .. } => Wait::Loading,
+            Self::Unreachable { .. } => Wait::Unreachable,
+            Self::Error { .. } => Wait::Failed,
         }
+        .seconds()
+    }
+
+    /// What a failed model means for a chat user, in one sentence (the server's own
+    /// words are for an administrator).
+    pub fn headline(&self) -> Option<&'static str> {
+        let Self::Error { kind, .. } = self else {
+            return None;
+        };
+        Some(match kind {
+            ModelErrorKind::DownloadFailed => "The model could not be downloaded.",
+            ModelErrorKind::LoadFailed => "The model could not be loaded.",
+            ModelErrorKind::NotEnoughMemory => {
+                "The model could not be loaded: it does not fit in this machine's GPU memory."
+            }
+            ModelErrorKind::Internal => "The model server could not start the model.",
+        })
     }
 }
 
@@ -153,7 +177,7 @@ impl ApiClient {
     /// The model's state (never fails: an unreachable API is a state).
     pub async fn status(&self) -> ModelStatus {
         let url = format!("{}/ready", self.base);
-        let body: Value = match self.quick.get(&url).send().await {
+        let body: Ready = match self.quick.get(&url).send().await {
             Ok(resp) => match resp.json().await {
                 Ok(v) => v,
                 Err(e) => {
@@ -172,25 +196,23 @@ impl ApiClient {
                 };
             }
         };
-        let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
-        match body["status"].as_str() {
-            Some("ready") => ModelStatus::Ready {
-                model: text("model"),
-                waiting: body["queue"]["waiting"].as_u64().unwrap_or(0),
-                running: body["queue"]["running"].as_bool().unwrap_or(false),
+        match body {
+            Ready::Ready { model, queue } => ModelStatus::Ready {
+                model,
+                waiting: queue.map_or(0, |q| q.waiting as u64),
+                running: queue.is_some_and(|q| q.running),
             },
-            Some("downloading") => ModelStatus::Downloading {
-                progress: body["progress"].as_f64(),
-                message: text("message"),
-            },
-            Some("loading") => ModelStatus::Loading {
-                message: text("message"),
-            },
-            Some("error") => ModelStatus::Error {
-                message: text("message"),
-            },
-            _ => ModelStatus::Unreachable {
-                message: format!("{url} answered something that is not sandbox-api"),
+            Ready::Downloading {
+                progress, message, ..
+            } => ModelStatus::Downloading { progress, message },
+            Ready::Loading { message, .. } => ModelStatus::Loading { message },
+            Ready::Error {
+                error_kind,
+                message,
+                ..
+            } => ModelStatus::Error {
+                kind: error_kind,
+                message,
             },
         }
     }
@@ -209,12 +231,8 @@ impl ApiClient {
             ModelStatus::Loading { .. } => Err(ApiClientError::NotReady(
                 "The model is loading; send again in a few seconds.".into(),
             )),
-            ModelStatus::Error { message } => Err(ApiClientError::NotReady(
-                // sandbox-api's message usually says so itself.
-                match message.strip_prefix("the model could not be loaded: ") {
-                    Some(rest) => format!("The model could not be loaded: {rest}"),
-                    None => format!("The model could not be loaded: {message}"),
-                },
+            failed @ ModelStatus::Error { .. } => Err(ApiClientError::NotReady(
+                failed.headline().unwrap_or_default().to_owned(),
             )),
         }
     }
@@ -249,11 +267,10 @@ impl ApiClient {
         })?;
         let status = resp.status();
         if !status.is_success() {
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            let message = body["error"]["message"].as_str().map_or_else(
-                || format!("the model server answered {status}"),
-                str::to_owned,
-            );
+            let message = match resp.json::<ErrorBody>().await {
+                Ok(body) => body.error.message,
+                Err(_) => format!("the model server answered {status}"),
+            };
             return Err(ApiClientError::Refused {
                 status: status.as_u16(),
                 message,
@@ -267,7 +284,7 @@ impl ApiClient {
             .unwrap_or(0);
         let mut stream = ChatStream {
             body: resp.bytes_stream().boxed(),
-            buffer: Vec::new(),
+            decoder: sse::Decoder::default(),
             ready: VecDeque::new(),
             finished: false,
         };
@@ -291,7 +308,7 @@ fn transport_reason(e: &reqwest::Error) -> String {
 /// A streamed answer.
 pub struct ChatStream {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
-    buffer: Vec<u8>,
+    decoder: sse::Decoder,
     ready: VecDeque<Result<Upstream, ApiClientError>>,
     finished: bool,
 }
@@ -320,8 +337,9 @@ impl ChatStream {
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => {
-                    self.buffer.extend_from_slice(&chunk);
-                    self.parse();
+                    for line in self.decoder.push(&chunk) {
+                        self.line(line);
+                    }
                 }
                 Some(Err(e)) => {
                     self.finished = true;
@@ -337,60 +355,44 @@ impl ChatStream {
         }
     }
 
-    fn parse(&mut self) {
-        while let Some(end) = find(&self.buffer, b"\n\n") {
-            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&event);
-            for line in text.lines() {
-                if let Some(pos) = line.strip_prefix(": queue-position ") {
-                    if let Ok(p) = pos.trim().parse() {
-                        self.ready.push_back(Ok(Upstream::Queued(p)));
+    fn line(&mut self, line: sse::Line) {
+        let data = match line {
+            sse::Line::QueuePosition(p) => return self.ready.push_back(Ok(Upstream::Queued(p))),
+            sse::Line::Done => {
+                self.finished = true;
+                return;
+            }
+            sse::Line::Data(d) => d,
+        };
+        match serde_json::from_str::<StreamEvent>(&data) {
+            Err(e) => {
+                let e = ApiClientError::Broken(format!("unreadable event: {e}"));
+                self.ready.push_back(Err(e));
+            }
+            Ok(StreamEvent::Error(body)) => self.ready.push_back(Err(ApiClientError::Refused {
+                status: 500,
+                message: body.error.message,
+            })),
+            Ok(StreamEvent::Chunk(chunk)) => {
+                for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+                    if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                        self.ready.push_back(Ok(Upstream::Delta(text)));
                     }
-                } else if let Some(data) = line.strip_prefix("data: ") {
-                    self.data(data);
+                    if let Some(reason) = choice.finish_reason {
+                        self.ready.push_back(Ok(Upstream::Finish(reason)));
+                    }
                 }
             }
         }
     }
-
-    fn data(&mut self, data: &str) {
-        if data == "[DONE]" {
-            self.finished = true;
-            return;
-        }
-        let v: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(e) => {
-                let e = ApiClientError::Broken(format!("unreadable event: {e}"));
-                return self.ready.push_back(Err(e));
-            }
-        };
-        if let Some(message) = v["error"]["message"].as_str() {
-            return self.ready.push_back(Err(ApiClientError::Refused {
-                status: 500,
-                message: message.to_owned(),
-            }));
-        }
-        let choice = &v["choices"][0];
-        if let Some(text) = choice["delta"]["content"].as_str()
-            && !text.is_empty()
-        {
-            self.ready.push_back(Ok(Upstream::Delta(text.to_owned())));
-        }
-        if let Some(reason) = choice["finish_reason"].as_str() {
-            self.ready
-                .push_back(Ok(Upstream::Finish(reason.to_owned())));
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sandbox_core::contract::openai::{
+        CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta, ErrorObject,
+    };
 
     fn stream_of(chunks: &[&str]) -> ChatStream {
         let chunks: Vec<reqwest::Result<Bytes>> = chunks
@@ -399,7 +401,7 @@ mod tests {
             .collect();
         ChatStream {
             body: futures_util::stream::iter(chunks).boxed(),
-            buffer: Vec::new(),
+            decoder: sse::Decoder::default(),
             ready: VecDeque::new(),
             finished: false,
         }
@@ -413,40 +415,78 @@ mod tests {
         out
     }
 
+    /// A chunk as sandbox-api writes it (the same type), as SSE.
+    fn chunk(delta: Delta, finish: Option<&str>) -> String {
+        sse::data(&ChatCompletionChunk {
+            id: "chatcmpl-1".into(),
+            object: CHUNK_OBJECT.into(),
+            created: 1,
+            model: "m".into(),
+            system_fingerprint: None,
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish.map(str::to_owned),
+            }],
+            usage: None,
+        })
+    }
+
+    fn text(t: &str) -> Delta {
+        Delta {
+            content: Some(t.into()),
+            ..Delta::default()
+        }
+    }
+
     #[tokio::test]
     async fn reads_queue_comments_deltas_split_across_chunks_and_the_end() {
-        let role = r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
-        let events = collect(stream_of(&[
-            role,
-            "\n\n: queue-position 2\n\n: queue-position 1\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hel",
-            "lo\"},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
-        ]))
-        .await;
+        let role = Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Delta::default()
+        };
+        let written = [
+            chunk(role, None),
+            sse::queue_position(2),
+            sse::queue_position(1),
+            chunk(text("Hello"), None),
+            chunk(Delta::default(), Some("length")),
+            sse::DONE.to_owned(),
+        ]
+        .concat();
+        // Cut in the middle of an event, as a network may.
+        let (a, b) = written.split_at(written.find("Hel").unwrap_or(0) + 2);
+        let events = collect(stream_of(&[a, b])).await;
         assert_eq!(
             events,
             vec![
                 Ok(Upstream::Queued(2)),
                 Ok(Upstream::Queued(1)),
                 Ok(Upstream::Delta("Hello".into())),
-                Ok(Upstream::Finish("stop".into())),
+                Ok(Upstream::Finish("length".into())),
             ]
         );
     }
 
     #[tokio::test]
     async fn an_error_event_or_a_cut_stream_is_an_error() {
-        let events = collect(stream_of(&[
-            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"context overflow\"}}\n\ndata: [DONE]\n\n",
-        ]))
-        .await;
+        let error = sse::data(&ErrorBody {
+            error: ErrorObject {
+                message: "context overflow".into(),
+                kind: "invalid_request_error".into(),
+                param: None,
+                code: None,
+            },
+        });
+        let written = [chunk(text("a"), None), error, sse::DONE.to_owned()].concat();
+        let events = collect(stream_of(&[&written])).await;
         assert_eq!(events[0], Ok(Upstream::Delta("a".into())));
         assert_eq!(events[1], Err("context overflow".into()));
         assert_eq!(events.len(), 2);
 
-        let events = collect(stream_of(&[
-            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
-        ]))
-        .await;
+        let events = collect(stream_of(&[&chunk(text("a"), None)])).await;
         assert!(events[1].as_ref().unwrap_err().contains("without [DONE]"));
     }
 }

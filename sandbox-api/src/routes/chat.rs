@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`, plain and streamed.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta};
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, Usage};
 use serde_json::{Value, json};
 
@@ -253,15 +254,22 @@ async fn stream(
 ) {
     let Ok(engine) = state.engine() else { return };
     let created = unix_now();
-    let chunk = |choices: Value| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": state.model_id,
-            "system_fingerprint": null,
-            "choices": choices,
-        })
+    let chunk = |choices: Vec<ChunkChoice>| ChatCompletionChunk {
+        id: id.clone(),
+        object: CHUNK_OBJECT.into(),
+        created,
+        model: state.model_id.clone(),
+        system_fingerprint: None,
+        choices,
+        usage: None,
+    };
+    let part = |index: u32, delta: Delta, logprobs: Option<Value>, finish: Option<&str>| {
+        chunk(vec![ChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason: finish.map(str::to_owned),
+        }])
     };
     let mut usage = Usage::default();
     let mut first = Some(first);
@@ -275,8 +283,12 @@ async fn stream(
                 return;
             }
         };
-        let role = json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]);
-        if !tx.json(&chunk(role)).await {
+        let role = Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Delta::default()
+        };
+        if !tx.json(&part(i, role, None, None)).await {
             return;
         }
         while let Some(ev) = reader.next().await {
@@ -293,8 +305,11 @@ async fn stream(
                     let lp = plan.job.logprobs.map(|_| {
                         json!({"content": logprobs.iter().map(|lp| logprob_json(engine, lp)).collect::<Vec<_>>()})
                     });
-                    tx.json(&chunk(json!([{"index": i, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}])))
-                        .await
+                    let delta = Delta {
+                        content: Some(text),
+                        ..Delta::default()
+                    };
+                    tx.json(&part(i, delta, lp, None)).await
                 }
                 ChoiceEvent::Finish {
                     finish_reason,
@@ -305,15 +320,15 @@ async fn stream(
                     state.metrics.job(&u, &timings);
                     convert::add_usage(&mut usage, &u, i == 0);
                     if let Some(calls) = &tool_calls {
-                        let delta = json!({"tool_calls": tool_calls_json(calls)});
-                        if !tx
-                            .json(&chunk(json!([{"index": i, "delta": delta, "logprobs": null, "finish_reason": null}])))
-                            .await
-                        {
+                        let delta = Delta {
+                            tool_calls: Some(tool_calls_json(calls)),
+                            ..Delta::default()
+                        };
+                        if !tx.json(&part(i, delta, None, None)).await {
                             return;
                         }
                     }
-                    tx.json(&chunk(json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason}])))
+                    tx.json(&part(i, Delta::default(), None, Some(finish_reason)))
                         .await
                 }
             };
@@ -323,8 +338,8 @@ async fn stream(
         }
     }
     if include_usage {
-        let mut last = chunk(json!([]));
-        last["usage"] = usage_json(&usage);
+        let mut last = chunk(Vec::new());
+        last.usage = Some(usage_json(&usage));
         if !tx.json(&last).await {
             return;
         }

@@ -8,7 +8,8 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use futures_util::StreamExt;
-use serde_json::Value;
+use sandbox_core::contract::sse;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Sends SSE events to the client.
@@ -17,19 +18,19 @@ pub struct SseSender(mpsc::Sender<Bytes>);
 
 impl SseSender {
     /// Sends one `data:` event; false when the client is gone.
-    pub async fn json(&self, value: &Value) -> bool {
-        self.raw(format!("data: {value}\n\n")).await
+    pub async fn json(&self, value: &impl Serialize) -> bool {
+        self.raw(sse::data(value)).await
     }
 
     /// Tells a waiting client its queue position as an SSE comment, which OpenAI
     /// clients skip and the UI shows ("2 requests ahead of you").
     pub async fn queue_position(&self, position: usize) -> bool {
-        self.raw(format!(": queue-position {position}\n\n")).await
+        self.raw(sse::queue_position(position)).await
     }
 
     /// Sends the final `data: [DONE]`.
     pub async fn done(&self) -> bool {
-        self.raw("data: [DONE]\n\n".to_owned()).await
+        self.raw(sse::DONE.to_owned()).await
     }
 
     async fn raw(&self, s: String) -> bool {

@@ -18,46 +18,13 @@ pub async fn health() -> HttpResponse {
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let model_state = state.service.state();
-    let body = match &model_state {
-        ModelState::Ready => {
-            let queue = state.service.engine().ok().map(|e| e.queue_status());
-            return HttpResponse::Ok().json(json!({
-                "status": "ready",
-                "model": state.model_id,
-                "queue": queue.map(|q| json!({
-                    "waiting": q.waiting,
-                    "running": q.running.is_some(),
-                    "capacity": q.capacity,
-                    "estimated_wait_seconds": q.estimated_wait.as_secs_f64(),
-                })),
-            }));
-        }
-        ModelState::Downloading {
-            progress,
-            downloaded_bytes,
-            total_bytes,
-            message,
-        } => json!({
-            "status": "downloading",
-            "progress": progress,
-            "downloaded_bytes": downloaded_bytes,
-            "total_bytes": total_bytes,
-            "message": message,
-        }),
-        ModelState::Loading { message } => {
-            json!({"status": "loading", "progress": null, "message": message})
-        }
-        ModelState::Error { message } => {
-            json!({"status": "error", "progress": null, "message": message})
-        }
-    };
-    let retry = if matches!(model_state, ModelState::Error { .. }) {
-        "60"
-    } else {
-        "2"
-    };
+    let queue = state.service.engine().ok().map(|e| e.queue_status());
+    let body = model_state.ready_body(&state.model_id, queue);
+    if model_state == ModelState::Ready {
+        return HttpResponse::Ok().json(body);
+    }
     HttpResponse::ServiceUnavailable()
-        .insert_header((RETRY_AFTER, retry))
+        .insert_header((RETRY_AFTER, model_state.wait().seconds().to_string()))
         .json(body)
 }
 

@@ -13,6 +13,7 @@ pub async fn status(state: web::Data<AppState>, _who: LoggedIn) -> HttpResponse 
     let retry = s.retry_seconds();
     let mut body = serde_json::to_value(&s).unwrap_or_default();
     body["retry_seconds"] = json!(retry);
+    body["headline"] = json!(s.headline());
     HttpResponse::Ok().json(body)
 }
 

@@ -3,7 +3,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,29 +131,18 @@ export async function fakeHub(file, rate) {
   return { url, stop: () => child.kill() };
 }
 
-// A stand-in for sandbox-api speaking its protocol (/ready and streamed chat
-// completions), answering with `answer` in small pieces: for answers the small model
-// cannot be made to write, like HTML injection attempts.
+// A stand-in for sandbox-api (sandbox-ui/examples/fake_api.rs, built from the same
+// contract types as sandbox-api's responses), answering with `answer` in small pieces:
+// for answers the small model cannot be made to write, like HTML injection attempts.
 export async function fakeApi(answer) {
-  const server = http.createServer((req, res) => {
-    if (req.url === "/ready") {
-      res.writeHead(200, { "content-type": "application/json" });
-      return res.end(JSON.stringify({ status: "ready", model: "fake", queue: { waiting: 0, running: false } }));
-    }
-    if (req.url === "/v1/chat/completions" && req.method === "POST") {
-      res.writeHead(200, { "content-type": "text/event-stream" });
-      const chunk = (delta, finish = null) =>
-        res.write(`data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
-      chunk({ role: "assistant", content: "" });
-      for (let i = 0; i < answer.length; i += 7) chunk({ content: answer.slice(i, i + 7) });
-      chunk({}, "stop");
-      res.write("data: [DONE]\n\n");
-      return res.end();
-    }
-    res.writeHead(404);
-    res.end();
-  });
+  const dir = mkdtempSync(path.join(tmpdir(), "fake-api-"));
+  const file = path.join(dir, "answer.txt");
+  writeFileSync(file, answer);
   const port = await freePort();
-  await new Promise((r) => server.listen(port, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+  const child = spawn(path.join(target, "release", "examples", "fake_api"), [String(port), file], { stdio: "inherit" });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => {
+    try { return (await fetch(url + "/ready")).ok; } catch (_) { return false; }
+  }, "the fake API to answer", 10000);
+  return { url, close: () => new Promise((r) => { child.once("exit", r); child.kill(); }) };
 }

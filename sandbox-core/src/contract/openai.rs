@@ -1,0 +1,130 @@
+//! The parts of the OpenAI wire format that both `sandbox-api` writes and `sandbox-ui`
+//! reads: the error envelope and the chat-completion chunk of a stream.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{"error": {...}}`, the body of every refusal and the event that ends a failed
+/// stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// An OpenAI error object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    /// What went wrong, in words.
+    pub message: String,
+    /// `invalid_request_error`, `server_error`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field at fault.
+    pub param: Option<String>,
+    /// For programs: `rate_limit_exceeded`, `model_not_ready`, [`codes::SERVER_STOPPING`], ...
+    pub code: Option<String>,
+}
+
+/// The `code`s this server uses beyond OpenAI's own.
+pub mod codes {
+    /// The model is downloading, loading or failed (503).
+    pub const MODEL_NOT_READY: &str = "model_not_ready";
+    /// The server is stopping and restarts by itself (503).
+    pub const SERVER_STOPPING: &str = "server_stopping";
+    /// The queue is full (429).
+    pub const QUEUE_FULL: &str = "rate_limit_exceeded";
+}
+
+/// `object` of a chat-completion chunk.
+pub const CHUNK_OBJECT: &str = "chat.completion.chunk";
+
+/// One event of a streamed chat completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionChunk {
+    /// `chatcmpl-…`, the same in every chunk of one completion.
+    pub id: String,
+    /// Always [`CHUNK_OBJECT`].
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The served model's id.
+    pub model: String,
+    /// Always null.
+    pub system_fingerprint: Option<String>,
+    /// The choices this chunk adds to (empty in the final usage chunk).
+    pub choices: Vec<ChunkChoice>,
+    /// Token counts, in the final chunk when `stream_options.include_usage` asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
+}
+
+/// What a chunk adds to one choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    /// Which choice.
+    pub index: u32,
+    /// The new part.
+    pub delta: Delta,
+    /// Log-probabilities of the tokens in this part, when asked for.
+    pub logprobs: Option<Value>,
+    /// Set in the choice's last chunk: `stop`, `length`, `tool_calls`.
+    pub finish_reason: Option<String>,
+}
+
+/// The new part of a message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// `assistant`, in a choice's first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// More text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Tool calls, whole, in one chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
+}
+
+/// A `data:` event of a chat-completion stream: a chunk, or the error that ends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StreamEvent {
+    /// The stream failed.
+    Error(ErrorBody),
+    /// More of the answer.
+    Chunk(ChatCompletionChunk),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_chunk_has_the_fields_openai_clients_read() {
+        let chunk = ChatCompletionChunk {
+            id: "chatcmpl-1".into(),
+            object: CHUNK_OBJECT.into(),
+            created: 7,
+            model: "m".into(),
+            system_fingerprint: None,
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    content: Some("Hi".into()),
+                    ..Delta::default()
+                },
+                logprobs: None,
+                finish_reason: None,
+            }],
+            usage: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&chunk).unwrap_or_default(),
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m",
+                   "system_fingerprint": null, "choices": [{"index": 0, "delta": {"content": "Hi"},
+                   "logprobs": null, "finish_reason": null}]})
+        );
+    }
+}

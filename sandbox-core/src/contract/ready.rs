@@ -1,0 +1,108 @@
+//! `GET /ready`: 200 with [`Ready::Ready`] once the model answers, else 503 with what
+//! it is doing (and `Retry-After` from [`super::retry`]).
+
+use serde::{Deserialize, Serialize};
+
+/// The `/ready` body, tagged by `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Ready {
+    /// Serving.
+    Ready {
+        /// The served model's id (what `/v1/models` lists).
+        model: String,
+        /// The queue right now.
+        queue: Option<QueueInfo>,
+    },
+    /// The model file is being fetched.
+    Downloading {
+        /// Fraction done (0..=1), when the size is known.
+        progress: Option<f64>,
+        /// Bytes on disk so far.
+        downloaded_bytes: u64,
+        /// Total size, when known.
+        total_bytes: Option<u64>,
+        /// Rate and time left, in words.
+        message: String,
+    },
+    /// The model is being loaded into memory.
+    Loading {
+        /// Always absent today; kept so that every non-ready body has the field.
+        progress: Option<f64>,
+        /// What is being loaded, in words.
+        message: String,
+    },
+    /// It will not become ready without intervention.
+    Error {
+        /// Always absent; see [`Ready::Loading`].
+        progress: Option<f64>,
+        /// What failed, for programs.
+        error_kind: ModelErrorKind,
+        /// What failed and what to do, in words (for an administrator).
+        message: String,
+    },
+}
+
+/// The queue of a ready model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    /// Requests waiting behind the running one.
+    pub waiting: usize,
+    /// Whether one is running.
+    pub running: bool,
+    /// Most requests that may wait.
+    pub capacity: usize,
+    /// Estimated wait of a request sent now.
+    pub estimated_wait_seconds: f64,
+}
+
+/// Why the model is not available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelErrorKind {
+    /// The model file could not be fetched (network, disk, checksum, access).
+    DownloadFailed,
+    /// The file is there but llama.cpp could not load it.
+    LoadFailed,
+    /// The machine cannot hold the model as configured (GPU memory).
+    NotEnoughMemory,
+    /// The server itself could not start loading.
+    Internal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The wire shape, as clients outside Rust (the deploy scripts, load balancers,
+    /// the tests' fakes) read it.
+    #[test]
+    fn the_wire_shape_is_stable() {
+        let ready = Ready::Ready {
+            model: "m".into(),
+            queue: Some(QueueInfo {
+                waiting: 1,
+                running: true,
+                capacity: 32,
+                estimated_wait_seconds: 2.5,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(&ready).unwrap_or_default(),
+            json!({"status": "ready", "model": "m", "queue": {"waiting": 1, "running": true,
+                   "capacity": 32, "estimated_wait_seconds": 2.5}})
+        );
+        let failed = Ready::Error {
+            progress: None,
+            error_kind: ModelErrorKind::NotEnoughMemory,
+            message: "x".into(),
+        };
+        let v = serde_json::to_value(&failed).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"status": "error", "progress": null, "error_kind": "not_enough_memory", "message": "x"})
+        );
+        assert_eq!(serde_json::from_value::<Ready>(v).ok(), Some(failed));
+    }
+}

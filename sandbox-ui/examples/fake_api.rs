@@ -1,0 +1,111 @@
+//! A stand-in for sandbox-api for the browser tests: `/ready` says ready, and every
+//! chat completion streams the same given answer in 7-character pieces. It is built
+//! from the same contract types sandbox-api writes (`sandbox_core::contract`), so a
+//! change of the wire format changes the fake with it; it serves answers the small
+//! test model cannot be made to write (HTML injection attempts, exact Markdown).
+//!
+//! `fake_api PORT ANSWER_FILE`
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use actix_web::web::Bytes;
+use actix_web::{App, HttpResponse, HttpServer, get, post, web};
+use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta};
+use sandbox_core::contract::ready::{QueueInfo, Ready};
+use sandbox_core::contract::sse;
+
+#[get("/ready")]
+async fn ready() -> HttpResponse {
+    HttpResponse::Ok().json(Ready::Ready {
+        model: "fake".into(),
+        queue: Some(QueueInfo {
+            waiting: 0,
+            running: false,
+            capacity: 32,
+            estimated_wait_seconds: 0.0,
+        }),
+    })
+}
+
+fn chunk(delta: Delta, finish: Option<&str>) -> String {
+    sse::data(&ChatCompletionChunk {
+        id: "chatcmpl-fake".into(),
+        object: CHUNK_OBJECT.into(),
+        created: 0,
+        model: "fake".into(),
+        system_fingerprint: None,
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason: finish.map(str::to_owned),
+        }],
+        usage: None,
+    })
+}
+
+#[post("/v1/chat/completions")]
+async fn chat(answer: web::Data<String>) -> HttpResponse {
+    let role = Delta {
+        role: Some("assistant".into()),
+        content: Some(String::new()),
+        ..Delta::default()
+    };
+    let mut events = vec![chunk(role, None)];
+    let chars: Vec<char> = answer.chars().collect();
+    for piece in chars.chunks(7) {
+        let delta = Delta {
+            content: Some(piece.iter().collect()),
+            ..Delta::default()
+        };
+        events.push(chunk(delta, None));
+    }
+    events.push(chunk(Delta::default(), Some("stop")));
+    events.push(sse::DONE.to_owned());
+    let body = futures_util::stream::iter(
+        events
+            .into_iter()
+            .map(|e| Ok::<_, actix_web::Error>(Bytes::from(e))),
+    );
+    HttpResponse::Ok()
+        .insert_header(("content-type", "text/event-stream"))
+        .streaming(body)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(port), Some(file)) = (
+        args.first().and_then(|p| p.parse::<u16>().ok()),
+        args.get(1),
+    ) else {
+        eprintln!("usage: fake_api PORT ANSWER_FILE");
+        return ExitCode::from(2);
+    };
+    let answer = match std::fs::read_to_string(file) {
+        Ok(a) => web::Data::new(a),
+        Err(e) => {
+            eprintln!("fake_api: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let served = actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            App::new()
+                .app_data(answer.clone())
+                .service(ready)
+                .service(chat)
+        })
+        .workers(1)
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake_api: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
