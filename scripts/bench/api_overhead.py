@@ -87,9 +87,9 @@ class Library:
         self.proc.wait()
 
 
-def start_sandbox_api(model, args):
+def start_sandbox_api(model, args, binary=None):
     port = free_port()
-    proc = subprocess.Popen([str(TARGET / "release/sandbox-api"), "--model", str(model), "--listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([str(binary or TARGET / "release/sandbox-api"), "--model", str(model), "--listen", f"127.0.0.1:{port}",
                              "--api-key", "bench", "--ctx", str(args.ctx), "--threads", str(args.threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{port}/ready")
@@ -125,28 +125,35 @@ def main():
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--ctx", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--baseline-api", type=Path,
+                   help="another sandbox-api binary, measured in the same rounds (before/after a change)")
     args = p.parse_args()
     banned = eog_ids(args.model)
     api_proc, api_base = start_sandbox_api(args.model, args)
+    base_proc, base_base = start_sandbox_api(args.model, args, args.baseline_api) if args.baseline_api else (None, None)
     peer_server, peer_base = start_peer(args.model, args)
     auth = {"Authorization": "Bearer bench"}
     library = Library(args.model, args)
-    results = {"lib": [], "api": [], "peer": []}
+    results = {"lib": [], "api": [], "peer": [], "base": []}
+    targets = [("lib", library.run), ("api", lambda: http_run(api_base, args.tokens, banned, auth)),
+               ("peer", lambda: http_run(peer_base, args.tokens, banned))]
+    if base_proc:
+        targets.append(("base", lambda: http_run(base_base, args.tokens, banned, auth)))
     try:
-        library.run()  # fill the prompt caches
-        http_run(api_base, args.tokens, banned, auth)
-        http_run(peer_base, args.tokens, banned)
+        for _, run in targets:
+            run()  # fill the prompt caches
         # Rounds interleave the targets, each after the same pause, so that machine
         # noise and idle wake-ups hit all of them alike.
         for _ in range(args.runs):
-            for name, run in (("lib", library.run), ("api", lambda: http_run(api_base, args.tokens, banned, auth)),
-                              ("peer", lambda: http_run(peer_base, args.tokens, banned))):
+            for name, run in targets:
                 time.sleep(0.3)
                 results[name].append(run())
     finally:
         library.close()
-        api_proc.send_signal(signal.SIGTERM)
-        api_proc.wait()
+        for proc in (api_proc, base_proc):
+            if proc:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
         del peer_server
     rows = [
         summary("sandbox-core (library, in process)", results["lib"]),
@@ -164,6 +171,10 @@ def main():
     print(f"TTFT overhead of the API over the library (p50): {api[1] - lib[1]:+.2f} ms (target ≤ 2 ms)")
     print(f"API decode / library decode: {api[2] / lib[2]:.3f} (target ≥ 0.97)")
     print(f"API decode / llama.cpp server decode: {api[2] / peer_row[2]:.3f} (target ≥ 1.0)")
+    if results["base"]:
+        base = summary(f"baseline {args.baseline_api}", results["base"])
+        print(f"| {base[0]} | {base[1]:.2f} ms | {base[2]:.1f} |")
+        print(f"This build against the baseline: TTFT {api[1] - base[1]:+.2f} ms, decode {api[2] / base[2]:.3f}")
 
 
 if __name__ == "__main__":

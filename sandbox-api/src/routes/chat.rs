@@ -1,13 +1,15 @@
 //! `POST /v1/chat/completions`, plain and streamed.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta};
-use sandbox_core::{Engine, JobRequest, Limits, Prompt, Usage};
+use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 use serde_json::{Value, json};
 
-use super::sse::{self, SseSender};
+use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
-use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
+use crate::openai::choice::{ChoiceReader, OutputKind};
 use crate::openai::convert;
 use crate::openai::tools::{self, ParsedCall, ToolMode};
 use crate::openai::types::ChatCompletionRequest;
@@ -168,181 +170,151 @@ pub async fn completions(
         Ok((plan, first))
     })
     .await?;
-    let engine = state.engine()?;
     let reader = ChoiceReader::new(first, plan.kind);
-    let position = reader.position().unwrap_or(0);
-    let id = format!("chatcmpl-{}", rid.trim_start_matches("req_"));
     let mut builder = HttpResponse::Ok();
-    builder.insert_header(("x-queue-position", position.to_string()));
+    builder.insert_header((
+        "x-queue-position",
+        reader.position().unwrap_or(0).to_string(),
+    ));
+    let state = state.into_inner();
+    let shape = ChatShape {
+        state: Arc::clone(&state),
+        id: format!("chatcmpl-{}", rid.trim_start_matches("req_")),
+        created: unix_now(),
+        logprobs: plan.job.logprobs.is_some(),
+    };
+    let generation = Generation::new(state, plan.job, plan.kind, plan.n, reader, rid);
     if body.stream {
         let include_usage = body
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        let state = state.into_inner();
-        return Ok(sse::respond(builder, move |tx| async move {
-            stream(tx, state, plan, reader, id, rid, include_usage).await;
-        }));
+        return Ok(generation.respond_streamed(shape, builder, include_usage));
     }
-
-    let mut choices = Vec::new();
-    let mut usage = Usage::default();
-    let mut all_timings = Vec::new();
-    let mut reader = Some(reader);
-    for i in 0..plan.n {
-        let mut r =
-            ChoiceReader::for_choice(&mut reader, &state.service, &plan.job, i, plan.kind, &rid)
-                .await?;
-        let mut text = String::new();
-        let mut logprobs = Vec::new();
-        while let Some(ev) = r.next().await {
-            match ev.map_err(|e| ApiError::from_engine(&e, &rid))? {
-                ChoiceEvent::Queued { .. } => {}
-                ChoiceEvent::Content {
-                    text: t,
-                    logprobs: l,
-                } => {
-                    text.push_str(&t);
-                    logprobs.extend(l.iter().map(|lp| logprob_json(engine, lp)));
-                }
-                ChoiceEvent::Finish {
-                    finish_reason,
-                    tool_calls,
-                    usage: u,
-                    timings,
-                } => {
-                    state.metrics.job(&u, &timings);
-                    all_timings.push(timings_json(&timings));
-                    convert::add_usage(&mut usage, &u, i == 0);
-                    let mut message =
-                        json!({"role": "assistant", "content": text, "refusal": null});
-                    if let Some(calls) = &tool_calls {
-                        message["content"] = Value::Null;
-                        message["tool_calls"] = tool_calls_json(calls);
-                    }
-                    choices.push(json!({
-                        "index": i,
-                        "message": message,
-                        "logprobs": plan.job.logprobs.map(|_| json!({"content": logprobs})),
-                        "finish_reason": finish_reason,
-                    }));
-                    break;
-                }
-            }
-        }
-    }
-    Ok(builder.json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": state.model_id,
-        "choices": choices,
-        "usage": usage_json(&usage),
-        "system_fingerprint": null,
-        "timings": all_timings,
-    })))
+    generation.collect(&shape, builder).await
 }
 
-async fn stream(
-    tx: SseSender,
-    state: std::sync::Arc<AppState>,
-    plan: Plan,
-    first: ChoiceReader,
+/// Chat completions as OpenAI writes them.
+struct ChatShape {
+    state: Arc<AppState>,
     id: String,
-    rid: String,
-    include_usage: bool,
-) {
-    let Ok(engine) = state.engine() else { return };
-    let created = unix_now();
-    let chunk = |choices: Vec<ChunkChoice>| ChatCompletionChunk {
-        id: id.clone(),
-        object: CHUNK_OBJECT.into(),
-        created,
-        model: state.model_id.clone(),
-        system_fingerprint: None,
-        choices,
-        usage: None,
-    };
-    let part = |index: u32, delta: Delta, logprobs: Option<Value>, finish: Option<&str>| {
-        chunk(vec![ChunkChoice {
+    created: u64,
+    logprobs: bool,
+}
+
+impl ChatShape {
+    fn chunk(&self, choices: Vec<ChunkChoice>) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: CHUNK_OBJECT.into(),
+            created: self.created,
+            model: self.state.model_id.clone(),
+            system_fingerprint: None,
+            choices,
+            usage: None,
+        }
+    }
+
+    fn part(
+        &self,
+        index: u32,
+        delta: Delta,
+        logprobs: Option<Value>,
+        finish: Option<&str>,
+    ) -> ChatCompletionChunk {
+        self.chunk(vec![ChunkChoice {
             index,
             delta,
             logprobs,
             finish_reason: finish.map(str::to_owned),
         }])
-    };
-    let mut usage = Usage::default();
-    let mut first = Some(first);
-    for i in 0..plan.n {
-        let next =
-            ChoiceReader::for_choice(&mut first, &state.service, &plan.job, i, plan.kind, &rid);
-        let mut reader = match next.await {
-            Ok(r) => r,
-            Err(e) => {
-                tx.fail(&e).await;
-                return;
-            }
-        };
+    }
+
+    /// `{"content": [...]}` when log-probabilities were asked for.
+    fn logprobs(&self, lps: &[TokenLogprob]) -> Option<Value> {
+        let engine = self.state.engine().ok()?;
+        self.logprobs.then(|| {
+            json!({"content": lps.iter().map(|lp| logprob_json(engine, lp)).collect::<Vec<_>>()})
+        })
+    }
+}
+
+impl Shape for ChatShape {
+    type Chunk = ChatCompletionChunk;
+
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> Value {
+        let timings: Vec<Value> = choices.iter().map(|c| timings_json(&c.timings)).collect();
+        let choices: Vec<Value> = choices
+            .iter()
+            .map(|c| {
+                let mut message = json!({"role": "assistant", "content": c.text, "refusal": null});
+                if let Some(calls) = &c.tool_calls {
+                    message["content"] = Value::Null;
+                    message["tool_calls"] = tool_calls_json(calls);
+                }
+                json!({
+                    "index": c.index,
+                    "message": message,
+                    "logprobs": self.logprobs(&c.logprobs),
+                    "finish_reason": c.finish_reason,
+                })
+            })
+            .collect();
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.state.model_id,
+            "choices": choices,
+            "usage": usage_json(usage),
+            "system_fingerprint": null,
+            "timings": timings,
+        })
+    }
+
+    fn opening(&mut self, index: u32) -> Option<ChatCompletionChunk> {
         let role = Delta {
             role: Some("assistant".into()),
             content: Some(String::new()),
             ..Delta::default()
         };
-        if !tx.json(&part(i, role, None, None)).await {
-            return;
-        }
-        while let Some(ev) = reader.next().await {
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
-                    return;
-                }
-            };
-            let sent = match ev {
-                ChoiceEvent::Queued { position } => tx.queue_position(position).await,
-                ChoiceEvent::Content { text, logprobs } => {
-                    let lp = plan.job.logprobs.map(|_| {
-                        json!({"content": logprobs.iter().map(|lp| logprob_json(engine, lp)).collect::<Vec<_>>()})
-                    });
-                    let delta = Delta {
-                        content: Some(text),
-                        ..Delta::default()
-                    };
-                    tx.json(&part(i, delta, lp, None)).await
-                }
-                ChoiceEvent::Finish {
-                    finish_reason,
-                    tool_calls,
-                    usage: u,
-                    timings,
-                } => {
-                    state.metrics.job(&u, &timings);
-                    convert::add_usage(&mut usage, &u, i == 0);
-                    if let Some(calls) = &tool_calls {
-                        let delta = Delta {
-                            tool_calls: Some(tool_calls_json(calls)),
-                            ..Delta::default()
-                        };
-                        if !tx.json(&part(i, delta, None, None)).await {
-                            return;
-                        }
-                    }
-                    tx.json(&part(i, Delta::default(), None, Some(finish_reason)))
-                        .await
-                }
-            };
-            if !sent {
-                return;
-            }
-        }
+        Some(self.part(index, role, None, None))
     }
-    if include_usage {
-        let mut last = chunk(Vec::new());
-        last.usage = Some(usage_json(&usage));
-        if !tx.json(&last).await {
-            return;
-        }
+
+    fn content(
+        &mut self,
+        index: u32,
+        text: &str,
+        logprobs: &[TokenLogprob],
+    ) -> ChatCompletionChunk {
+        let delta = Delta {
+            content: Some(text.to_owned()),
+            ..Delta::default()
+        };
+        self.part(index, delta, self.logprobs(logprobs), None)
     }
-    let _ = tx.done().await;
+
+    fn finish(
+        &mut self,
+        index: u32,
+        finish_reason: &str,
+        tool_calls: Option<&[ParsedCall]>,
+    ) -> Vec<ChatCompletionChunk> {
+        let mut out = Vec::new();
+        if let Some(calls) = tool_calls {
+            let delta = Delta {
+                tool_calls: Some(tool_calls_json(calls)),
+                ..Delta::default()
+            };
+            out.push(self.part(index, delta, None, None));
+        }
+        out.push(self.part(index, Delta::default(), None, Some(finish_reason)));
+        out
+    }
+
+    fn usage(&self, usage: &Usage) -> ChatCompletionChunk {
+        let mut last = self.chunk(Vec::new());
+        last.usage = Some(usage_json(usage));
+        last
+    }
 }

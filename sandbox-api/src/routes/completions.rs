@@ -1,13 +1,16 @@
 //! `POST /v1/completions`: legacy text completion, plain and streamed.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 use serde_json::{Map, Value, json};
 
-use super::sse::{self, SseSender};
+use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
-use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
+use crate::openai::choice::{ChoiceReader, OutputKind};
 use crate::openai::convert;
+use crate::openai::tools::ParsedCall;
 use crate::openai::types::{CompletionRequest, PromptField};
 use crate::state::{AppState, off_io, request_id, timings_json, unix_now};
 
@@ -122,7 +125,6 @@ pub async fn completions(
         Ok((job, prompt_text, first))
     })
     .await?;
-    let engine = state.engine()?;
     let echo = if body.echo {
         prompt_text.unwrap_or_default()
     } else {
@@ -134,148 +136,104 @@ pub async fn completions(
         "x-queue-position",
         first.position().unwrap_or(0).to_string(),
     ));
-    let id = format!("cmpl-{}", rid.trim_start_matches("req_"));
+    let state = state.into_inner();
+    let shape = TextShape {
+        state: Arc::clone(&state),
+        id: format!("cmpl-{}", rid.trim_start_matches("req_")),
+        created: unix_now(),
+        logprobs: job.logprobs.is_some(),
+        offset: echo.chars().count(),
+        echo,
+    };
+    let generation = Generation::new(state, job, OutputKind::Text, n, first, rid);
     if body.stream {
         let include_usage = body
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        let state = state.into_inner();
-        return Ok(sse::respond(builder, move |tx| async move {
-            stream(tx, state, job, n, first, id, rid, echo, include_usage).await;
-        }));
+        return Ok(generation.respond_streamed(shape, builder, include_usage));
     }
-    let mut choices = Vec::new();
-    let mut usage = Usage::default();
-    let mut all_timings = Vec::new();
-    let mut first = Some(first);
-    for i in 0..n {
-        let mut reader =
-            ChoiceReader::for_choice(&mut first, &state.service, &job, i, OutputKind::Text, &rid)
-                .await?;
-        let mut text = echo.clone();
-        let mut lps = Vec::new();
-        while let Some(ev) = reader.next().await {
-            match ev.map_err(|e| ApiError::from_engine(&e, &rid))? {
-                ChoiceEvent::Queued { .. } => {}
-                ChoiceEvent::Content { text: t, logprobs } => {
-                    text.push_str(&t);
-                    lps.extend(logprobs);
-                }
-                ChoiceEvent::Finish {
-                    finish_reason,
-                    usage: u,
-                    timings,
-                    ..
-                } => {
-                    state.metrics.job(&u, &timings);
-                    all_timings.push(timings_json(&timings));
-                    convert::add_usage(&mut usage, &u, i == 0);
-                    choices.push(json!({
-                        "text": text,
-                        "index": i,
-                        "logprobs": job.logprobs.map(|_| legacy_logprobs(engine, &lps, echo.chars().count())),
-                        "finish_reason": finish_reason,
-                    }));
-                    break;
-                }
-            }
-        }
-    }
-    Ok(builder.json(json!({
-        "id": id,
-        "object": "text_completion",
-        "created": unix_now(),
-        "model": state.model_id,
-        "choices": choices,
-        "usage": usage_json(&usage),
-        "timings": all_timings,
-    })))
+    generation.collect(&shape, builder).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn stream(
-    tx: SseSender,
-    state: std::sync::Arc<AppState>,
-    job: JobRequest,
-    n: u32,
-    first: ChoiceReader,
+/// Legacy text completions as OpenAI writes them.
+struct TextShape {
+    state: Arc<AppState>,
     id: String,
-    rid: String,
+    created: u64,
+    logprobs: bool,
+    /// The prompt, when `echo` asked for it before each choice's text.
     echo: String,
-    include_usage: bool,
-) {
-    let Ok(engine) = state.engine() else { return };
-    let created = unix_now();
-    let chunk = |i: u32, text: &str, logprobs: Value, finish: Value| {
+    /// Where the next text starts in the choice (for logprobs' `text_offset`).
+    offset: usize,
+}
+
+impl TextShape {
+    fn chunk(&self, index: u32, text: &str, logprobs: Value, finish: Value) -> Value {
         json!({
-            "id": id,
+            "id": self.id,
             "object": "text_completion",
-            "created": created,
-            "model": state.model_id,
-            "choices": [{"text": text, "index": i, "logprobs": logprobs, "finish_reason": finish}],
+            "created": self.created,
+            "model": self.state.model_id,
+            "choices": [{"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}],
         })
-    };
-    let mut usage = Usage::default();
-    let mut first = Some(first);
-    for i in 0..n {
-        let mut reader = match ChoiceReader::for_choice(
-            &mut first,
-            &state.service,
-            &job,
-            i,
-            OutputKind::Text,
-            &rid,
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tx.fail(&e).await;
-                return;
-            }
-        };
-        if !echo.is_empty() && !tx.json(&chunk(i, &echo, Value::Null, Value::Null)).await {
-            return;
-        }
-        let mut offset = echo.chars().count();
-        while let Some(ev) = reader.next().await {
-            let sent = match ev {
-                Err(e) => {
-                    tx.fail(&ApiError::from_engine(&e, &rid)).await;
-                    return;
-                }
-                Ok(ChoiceEvent::Queued { position }) => tx.queue_position(position).await,
-                Ok(ChoiceEvent::Content { text, logprobs }) => {
-                    let lp = job
-                        .logprobs
-                        .map_or(Value::Null, |_| legacy_logprobs(engine, &logprobs, offset));
-                    offset += text.chars().count();
-                    tx.json(&chunk(i, &text, lp, Value::Null)).await
-                }
-                Ok(ChoiceEvent::Finish {
-                    finish_reason,
-                    usage: u,
-                    timings,
-                    ..
-                }) => {
-                    state.metrics.job(&u, &timings);
-                    convert::add_usage(&mut usage, &u, i == 0);
-                    tx.json(&chunk(i, "", Value::Null, Value::from(finish_reason)))
-                        .await
-                }
-            };
-            if !sent {
-                return;
-            }
+    }
+
+    fn logprobs(&self, lps: &[TokenLogprob], offset: usize) -> Value {
+        match self.state.engine() {
+            Ok(engine) if self.logprobs => legacy_logprobs(engine, lps, offset),
+            _ => Value::Null,
         }
     }
-    if include_usage {
-        let mut last = json!({"id": id, "object": "text_completion", "created": created, "model": state.model_id, "choices": []});
-        last["usage"] = usage_json(&usage);
-        if !tx.json(&last).await {
-            return;
-        }
+}
+
+impl Shape for TextShape {
+    type Chunk = Value;
+
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> Value {
+        let start = self.echo.chars().count();
+        let timings: Vec<Value> = choices.iter().map(|c| timings_json(&c.timings)).collect();
+        let choices: Vec<Value> = choices
+            .iter()
+            .map(|c| {
+                json!({
+                    "text": format!("{}{}", self.echo, c.text),
+                    "index": c.index,
+                    "logprobs": self.logprobs(&c.logprobs, start),
+                    "finish_reason": c.finish_reason,
+                })
+            })
+            .collect();
+        json!({
+            "id": self.id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.state.model_id,
+            "choices": choices,
+            "usage": usage_json(usage),
+            "timings": timings,
+        })
     }
-    let _ = tx.done().await;
+
+    fn opening(&mut self, index: u32) -> Option<Value> {
+        self.offset = self.echo.chars().count();
+        (!self.echo.is_empty()).then(|| self.chunk(index, &self.echo, Value::Null, Value::Null))
+    }
+
+    fn content(&mut self, index: u32, text: &str, logprobs: &[TokenLogprob]) -> Value {
+        let lp = self.logprobs(logprobs, self.offset);
+        self.offset += text.chars().count();
+        self.chunk(index, text, lp, Value::Null)
+    }
+
+    fn finish(&mut self, index: u32, finish_reason: &str, _: Option<&[ParsedCall]>) -> Vec<Value> {
+        vec![self.chunk(index, "", Value::Null, Value::from(finish_reason))]
+    }
+
+    fn usage(&self, usage: &Usage) -> Value {
+        let mut last = self.chunk(0, "", Value::Null, Value::Null);
+        last["choices"] = json!([]);
+        last["usage"] = usage_json(usage);
+        last
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod completions;
+mod generate;
 pub mod models;
 pub mod sse;
 pub mod system;

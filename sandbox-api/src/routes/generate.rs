@@ -1,0 +1,221 @@
+//! One generation path for every endpoint, as text-generation-inference and llama.cpp's
+//! server have: a request's choices run one after another through the queue, each
+//! read as [`ChoiceEvent`]s, into one of two sinks: [`Generation::collect`] (one
+//! response) or [`Generation::respond_streamed`] (SSE chunks). An endpoint supplies
+//! only the mapping from choices to its wire format ([`Shape`]).
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use sandbox_core::{JobRequest, Timings, TokenLogprob, Usage};
+use serde::Serialize;
+
+use super::sse::{self, SseSender};
+use crate::error::ApiError;
+use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
+use crate::openai::convert;
+use crate::openai::tools::ParsedCall;
+use crate::state::AppState;
+
+/// A finished choice.
+#[derive(Debug)]
+pub struct Choice {
+    /// Which choice.
+    pub index: u32,
+    /// Its text.
+    pub text: String,
+    /// Log-probabilities of its tokens, when asked for.
+    pub logprobs: Vec<TokenLogprob>,
+    /// OpenAI's finish reason.
+    pub finish_reason: &'static str,
+    /// The calls, when the answer was tool calls.
+    pub tool_calls: Option<Vec<ParsedCall>>,
+    /// Where its time went.
+    pub timings: Timings,
+}
+
+/// What an endpoint makes of a generation: its response and its chunks.
+pub trait Shape: 'static {
+    /// One streamed event.
+    type Chunk: Serialize;
+    /// The plain response, from every choice and the total usage.
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> serde_json::Value;
+    /// What opens choice `index` in a stream (chat: the role; completions: the echo).
+    fn opening(&mut self, index: u32) -> Option<Self::Chunk>;
+    /// More text of choice `index`.
+    fn content(&mut self, index: u32, text: &str, logprobs: &[TokenLogprob]) -> Self::Chunk;
+    /// The end of choice `index`: its tool calls (if any), then its finish reason.
+    fn finish(
+        &mut self,
+        index: u32,
+        finish_reason: &str,
+        tool_calls: Option<&[ParsedCall]>,
+    ) -> Vec<Self::Chunk>;
+    /// The last chunk, with the total usage (`stream_options.include_usage`).
+    fn usage(&self, usage: &Usage) -> Self::Chunk;
+}
+
+/// A request's choices, the first one already queued.
+pub struct Generation {
+    choices: Choices,
+    first: ChoiceReader,
+}
+
+/// What every choice of a request needs.
+struct Choices {
+    state: Arc<AppState>,
+    job: JobRequest,
+    kind: OutputKind,
+    n: u32,
+    request_id: String,
+}
+
+impl Choices {
+    /// Choice `i`'s reader: the first one's, else a newly queued job.
+    async fn reader(
+        &self,
+        first: &mut Option<ChoiceReader>,
+        i: u32,
+    ) -> Result<ChoiceReader, ApiError> {
+        ChoiceReader::for_choice(
+            first,
+            &self.state.service,
+            &self.job,
+            i,
+            self.kind,
+            &self.request_id,
+        )
+        .await
+    }
+
+    fn account(&self, total: &mut Usage, usage: &Usage, timings: &Timings, i: u32) {
+        self.state.metrics.job(usage, timings);
+        convert::add_usage(total, usage, i == 0);
+    }
+}
+
+impl Generation {
+    /// `n` choices of `job` read as `kind`; `first` is choice 0's queued job.
+    pub fn new(
+        state: Arc<AppState>,
+        job: JobRequest,
+        kind: OutputKind,
+        n: u32,
+        first: ChoiceReader,
+        request_id: String,
+    ) -> Self {
+        Self {
+            choices: Choices {
+                state,
+                job,
+                kind,
+                n,
+                request_id,
+            },
+            first,
+        }
+    }
+
+    /// Reads every choice to its end; the endpoint's response.
+    pub async fn collect(
+        self,
+        shape: &impl Shape,
+        mut builder: HttpResponseBuilder,
+    ) -> Result<HttpResponse, ApiError> {
+        let Self { choices: c, first } = self;
+        let mut first = Some(first);
+        let mut done = Vec::new();
+        let mut usage = Usage::default();
+        for i in 0..c.n {
+            let mut reader = c.reader(&mut first, i).await?;
+            let (mut text, mut logprobs) = (String::new(), Vec::new());
+            while let Some(ev) = reader.next().await {
+                match ev.map_err(|e| ApiError::from_engine(&e, &c.request_id))? {
+                    ChoiceEvent::Queued { .. } => {}
+                    ChoiceEvent::Content {
+                        text: t,
+                        logprobs: l,
+                    } => {
+                        text.push_str(&t);
+                        logprobs.extend(l);
+                    }
+                    ChoiceEvent::Finish {
+                        finish_reason,
+                        tool_calls,
+                        usage: u,
+                        timings,
+                    } => {
+                        c.account(&mut usage, &u, &timings, i);
+                        done.push(Choice {
+                            index: i,
+                            text,
+                            logprobs,
+                            finish_reason,
+                            tool_calls,
+                            timings,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(builder.json(shape.response(done, &usage)))
+    }
+
+    /// A streamed response: each choice's events as `shape`'s chunks, queue positions
+    /// as comments, an error event if it fails, `[DONE]` at the end.
+    pub fn respond_streamed(
+        self,
+        shape: impl Shape,
+        builder: HttpResponseBuilder,
+        include_usage: bool,
+    ) -> HttpResponse {
+        sse::respond(builder, move |tx| self.stream(tx, shape, include_usage))
+    }
+
+    async fn stream(self, tx: SseSender, mut shape: impl Shape, include_usage: bool) {
+        let Self { choices: c, first } = self;
+        let mut first = Some(first);
+        let mut usage = Usage::default();
+        for i in 0..c.n {
+            let mut reader = match c.reader(&mut first, i).await {
+                Ok(r) => r,
+                Err(e) => return tx.fail(&e).await,
+            };
+            if let Some(open) = shape.opening(i)
+                && !tx.json(&open).await
+            {
+                return;
+            }
+            while let Some(ev) = reader.next().await {
+                let sent = match ev {
+                    Err(e) => return tx.fail(&ApiError::from_engine(&e, &c.request_id)).await,
+                    Ok(ChoiceEvent::Queued { position }) => tx.queue_position(position).await,
+                    Ok(ChoiceEvent::Content { text, logprobs }) => {
+                        tx.json(&shape.content(i, &text, &logprobs)).await
+                    }
+                    Ok(ChoiceEvent::Finish {
+                        finish_reason,
+                        tool_calls,
+                        usage: u,
+                        timings,
+                    }) => {
+                        c.account(&mut usage, &u, &timings, i);
+                        let mut sent = true;
+                        for chunk in shape.finish(i, finish_reason, tool_calls.as_deref()) {
+                            sent = sent && tx.json(&chunk).await;
+                        }
+                        sent
+                    }
+                };
+                if !sent {
+                    return;
+                }
+            }
+        }
+        if include_usage && !tx.json(&shape.usage(&usage)).await {
+            return;
+        }
+        let _ = tx.done().await;
+    }
+}
