@@ -1,5 +1,7 @@
 //! Bearer-key authentication with constant-time comparison.
 
+use sandbox_core::config_file::secrets_equal;
+
 /// The accepted keys. Empty means the server runs open.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys(Vec<Vec<u8>>);
@@ -27,7 +29,7 @@ impl ApiKeys {
         let presented = presented.trim().as_bytes();
         self.0
             .iter()
-            .fold(false, |ok, key| ok | constant_time_eq(key, presented))
+            .fold(false, |ok, key| ok | secrets_equal(key, presented))
     }
 }
 
@@ -36,14 +38,6 @@ impl ApiKeys {
 fn bearer_credentials(header: &str) -> Option<&str> {
     let (scheme, rest) = header.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(rest)
-}
-
-fn constant_time_eq(key: &[u8], presented: &[u8]) -> bool {
-    let mut diff = u8::from(key.len() != presented.len());
-    for (i, k) in key.iter().enumerate() {
-        diff |= k ^ presented.get(i).copied().unwrap_or(!k);
-    }
-    diff == 0
 }
 
 #[cfg(test)]

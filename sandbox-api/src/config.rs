@@ -2,10 +2,11 @@
 //! flags (clap reads both; a flag wins over its variable).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use sandbox_core::EngineConfig;
+use sandbox_core::config_file::{self, FileError};
 use sandbox_core::download::HubModel;
 use serde::Deserialize;
 
@@ -144,25 +145,9 @@ pub struct ServeArgs {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read the configuration file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("invalid configuration file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// The key file is readable by others.
-    #[error("the API key file {0} is readable by other users (mode {1:o}); run: chmod 600 {0}")]
-    KeyFilePermissions(String, u32),
+    /// The configuration file or the key file.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// An unknown quantization.
     #[error("unknown quantization {0:?}: use one of Q4_K_M, Q5_K_M, Q6_K, Q8_0")]
     UnknownQuant(String),
@@ -186,10 +171,7 @@ impl ApiConfig {
 
     /// Like [`ApiConfig::load`] without the serving checks (for `model pull`).
     pub fn load_unchecked(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let mut cfg = match &args.config {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
-        };
+        let mut cfg: Self = config_file::load_toml(args.config.as_deref())?;
         if let Some(v) = args.listen {
             cfg.listen = v;
         }
@@ -242,20 +224,9 @@ impl ApiConfig {
             cfg.hub.sha256 = Some(v.to_ascii_lowercase());
         }
         if let Some(path) = cfg.api_key_file.clone() {
-            cfg.api_keys.extend(read_key_file(&path)?);
+            cfg.api_keys.extend(config_file::read_keys(&path)?);
         }
         Ok(cfg)
-    }
-
-    fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
     }
 
     /// Where the model comes from: a local path wins over the hub.
@@ -280,32 +251,6 @@ impl ApiConfig {
             ModelSource::Hub(h) => h.repo.trim_end_matches("-GGUF").to_owned(),
         }
     }
-}
-
-fn read_key_file(path: &Path) -> Result<Vec<String>, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let read_err = |source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mode = std::fs::metadata(path)
-        .map_err(read_err)?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::KeyFilePermissions(
-            path.display().to_string(),
-            mode,
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect())
 }
 
 #[cfg(test)]
@@ -383,7 +328,7 @@ mod tests {
         a.api_key_file = Some(file.clone());
         assert!(matches!(
             ApiConfig::load(&a),
-            Err(ConfigError::KeyFilePermissions(..))
+            Err(ConfigError::File(FileError::NotPrivate { .. }))
         ));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(

@@ -57,12 +57,7 @@ enum ModelCommand {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    sandbox_core::config_file::init_logging("info,llama-cpp-2=warn");
     let cli = Cli::parse();
     if let Some(Command::Model {
         action: ModelCommand::Pull {

@@ -24,6 +24,9 @@
 //!
 //! - [`systemd`]: `Type=notify` readiness, status lines and a watchdog that pings only
 //!   while the process shows progress.
+//! - [`config_file`]: what both servers' configuration loaders share (a TOML file
+//!   over the defaults, private key files with one key per line, logging, comparing
+//!   secrets).
 //! - [`contract`]: what `sandbox-api` writes and `sandbox-ui` reads (the `/ready` body,
 //!   the retry table, SSE, the OpenAI error and chunk types).
 //!
@@ -36,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config_file;
 pub mod contract;
 pub mod systemd;
 

@@ -2,9 +2,10 @@
 //! flags (clap reads both; a flag wins over its variable).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use sandbox_core::config_file::{self, FileError};
 use serde::Deserialize;
 
 /// When session cookies carry the `Secure` attribute.
@@ -33,7 +34,8 @@ pub struct UiConfig {
     pub api_url: String,
     /// API key for sandbox-api.
     pub api_key: Option<String>,
-    /// File whose first line is the API key (must be mode 0600).
+    /// File with the API key (one key per line, as sandbox-api's; the first is used;
+    /// must be mode 0600).
     pub api_key_file: Option<PathBuf>,
     /// How long a login lasts, in hours.
     pub session_hours: u64,
@@ -122,25 +124,12 @@ pub struct ServeArgs {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("invalid configuration file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// The key file is readable by others.
-    #[error("the API key file {0} is readable by other users (mode {1:o}); run: chmod 600 {0}")]
-    KeyFilePermissions(String, u32),
+    /// The configuration file or the key file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The key file holds no key.
+    #[error("the API key file {0} holds no key")]
+    NoKey(PathBuf),
     /// The API URL is not http(s).
     #[error("--api-url must start with http:// or https://, got {0:?}")]
     ApiUrl(String),
@@ -149,10 +138,7 @@ pub enum ConfigError {
 impl UiConfig {
     /// Defaults, then the file named by `args` (if any), then the data-dir flag.
     pub fn for_store(args: &StoreArgs) -> Result<Self, ConfigError> {
-        let mut cfg = match &args.config {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
-        };
+        let mut cfg: Self = config_file::load_toml(args.config.as_deref())?;
         if let Some(v) = &args.data_dir {
             cfg.data_dir = v.clone();
         }
@@ -197,41 +183,12 @@ impl UiConfig {
         if cfg.api_key.is_none()
             && let Some(path) = &cfg.api_key_file
         {
-            cfg.api_key = Some(read_key_file(path)?);
+            // The same file format as sandbox-api's key file; the first key is used.
+            let first = config_file::read_keys(path)?.into_iter().next();
+            cfg.api_key = Some(first.ok_or_else(|| ConfigError::NoKey(path.clone()))?);
         }
         Ok(cfg)
     }
-
-    fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    }
-}
-
-fn read_key_file(path: &Path) -> Result<String, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let read_err = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mode = std::fs::metadata(path)
-        .map_err(read_err)?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::KeyFilePermissions(
-            path.display().to_string(),
-            mode & 0o777,
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
-    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
 #[cfg(test)]
@@ -282,7 +239,7 @@ mod tests {
         };
         assert!(matches!(
             UiConfig::load(&args),
-            Err(ConfigError::KeyFilePermissions(_, 0o644))
+            Err(ConfigError::File(FileError::NotPrivate { mode: 0o644, .. }))
         ));
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(

@@ -126,12 +126,7 @@ fn user_command(action: &UserCommand) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    sandbox_core::config_file::init_logging("info");
     let cli = Cli::parse();
     if let Some(Command::User { action }) = &cli.command {
         return match user_command(action) {

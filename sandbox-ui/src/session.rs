@@ -102,14 +102,7 @@ pub fn same_origin(req: &HttpRequest) -> Result<(), UiError> {
     }
 }
 
-/// Equal without revealing where a guess went wrong.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(!x);
-    }
-    diff == 0
-}
+pub use sandbox_core::config_file::secrets_equal as constant_time_eq;
 
 /// Whether cookies for this request get `Secure`.
 pub fn secure(req: &HttpRequest, mode: SecureCookies) -> bool {
