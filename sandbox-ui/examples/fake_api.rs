@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use actix_web::web::Bytes;
 use actix_web::{App, HttpResponse, HttpServer, get, post, web};
-use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta};
+use sandbox_core::contract::openai::{ChatCompletionChunk, Delta};
 use sandbox_core::contract::ready::{QueueInfo, Ready};
 use sandbox_core::contract::sse;
 
@@ -29,20 +29,15 @@ async fn ready() -> HttpResponse {
 }
 
 fn chunk(delta: Delta, finish: Option<&str>) -> String {
-    sse::data(&ChatCompletionChunk {
-        id: "chatcmpl-fake".into(),
-        object: CHUNK_OBJECT.into(),
-        created: 0,
-        model: "fake".into(),
-        system_fingerprint: None,
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(str::to_owned),
-        }],
-        usage: None,
-    })
+    sse::data(&ChatCompletionChunk::part(
+        "chatcmpl-fake",
+        0,
+        "fake",
+        0,
+        delta,
+        None,
+        finish,
+    ))
 }
 
 #[post("/v1/chat/completions")]

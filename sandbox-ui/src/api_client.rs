@@ -390,9 +390,7 @@ impl ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sandbox_core::contract::openai::{
-        CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta, ErrorObject,
-    };
+    use sandbox_core::contract::openai::{ChatCompletionChunk, Delta, ErrorObject};
 
     fn stream_of(chunks: &[&str]) -> ChatStream {
         let chunks: Vec<reqwest::Result<Bytes>> = chunks
@@ -417,20 +415,15 @@ mod tests {
 
     /// A chunk as sandbox-api writes it (the same type), as SSE.
     fn chunk(delta: Delta, finish: Option<&str>) -> String {
-        sse::data(&ChatCompletionChunk {
-            id: "chatcmpl-1".into(),
-            object: CHUNK_OBJECT.into(),
-            created: 1,
-            model: "m".into(),
-            system_fingerprint: None,
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: finish.map(str::to_owned),
-            }],
-            usage: None,
-        })
+        sse::data(&ChatCompletionChunk::part(
+            "chatcmpl-1",
+            1,
+            "m",
+            0,
+            delta,
+            None,
+            finish,
+        ))
     }
 
     fn text(t: &str) -> Delta {

@@ -222,12 +222,16 @@ impl ChatShape {
         logprobs: Option<Value>,
         finish: Option<&str>,
     ) -> ChatCompletionChunk {
-        self.chunk(vec![ChunkChoice {
+        let model = &self.state.model_id;
+        ChatCompletionChunk::part(
+            &self.id,
+            self.created,
+            model,
             index,
             delta,
             logprobs,
-            finish_reason: finish.map(str::to_owned),
-        }])
+            finish,
+        )
     }
 
     /// `{"content": [...]}` when log-probabilities were asked for.

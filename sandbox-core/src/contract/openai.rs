@@ -59,6 +59,34 @@ pub struct ChatCompletionChunk {
     pub usage: Option<Value>,
 }
 
+impl ChatCompletionChunk {
+    /// A chunk that adds `delta` (and maybe the end) to choice `index`.
+    pub fn part(
+        id: &str,
+        created: u64,
+        model: &str,
+        index: u32,
+        delta: Delta,
+        logprobs: Option<Value>,
+        finish_reason: Option<&str>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            object: CHUNK_OBJECT.into(),
+            created,
+            model: model.to_owned(),
+            system_fingerprint: None,
+            choices: vec![ChunkChoice {
+                index,
+                delta,
+                logprobs,
+                finish_reason: finish_reason.map(str::to_owned),
+            }],
+            usage: None,
+        }
+    }
+}
+
 /// What a chunk adds to one choice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
