@@ -92,8 +92,8 @@ impl ApiError {
     /// 503 while the model is not ready, with what it is doing.
     pub fn not_ready(state: &ModelState) -> Self {
         let message = match state {
-            ModelState::Downloading { message, .. } => {
-                format!("the model is still downloading: {message}")
+            ModelState::Downloading(d) => {
+                format!("the model is still downloading: {}", d.message)
             }
             ModelState::Loading { message } => format!("the model is loading: {message}"),
             ModelState::Error { message, .. } => format!("the model is not available: {message}"),

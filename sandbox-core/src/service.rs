@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::contract::ready::{ModelErrorKind, QueueInfo, Ready};
+use crate::contract::ready::{Download, ModelErrorKind, QueueInfo, Ready};
 use crate::contract::retry::Wait;
 use crate::download::{DownloadProgress, HubModel, ModelStore};
 use crate::{Engine, EngineConfig};
@@ -18,16 +18,7 @@ use crate::{Engine, EngineConfig};
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum ModelState {
     /// The model file is being fetched.
-    Downloading {
-        /// Fraction done (0..=1), when the size is known.
-        progress: Option<f64>,
-        /// Bytes on disk so far.
-        downloaded_bytes: u64,
-        /// Total size, when known.
-        total_bytes: Option<u64>,
-        /// Human-readable status (rate, ETA).
-        message: String,
-    },
+    Downloading(Download),
     /// The model is being loaded into memory.
     Loading {
         /// Human-readable status.
@@ -58,17 +49,7 @@ impl ModelState {
                     estimated_wait_seconds: q.estimated_wait.as_secs_f64(),
                 }),
             },
-            Self::Downloading {
-                progress,
-                downloaded_bytes,
-                total_bytes,
-                message,
-            } => Ready::Downloading {
-                progress: *progress,
-                downloaded_bytes: *downloaded_bytes,
-                total_bytes: *total_bytes,
-                message: message.clone(),
-            },
+            Self::Downloading(d) => Ready::Downloading(d.clone()),
             Self::Loading { message } => Ready::Loading {
                 progress: None,
                 message: message.clone(),
@@ -84,7 +65,7 @@ impl ModelState {
     /// When a client should ask again ([`crate::contract::retry`]).
     pub fn wait(&self) -> Wait {
         match self {
-            Self::Downloading { .. } => Wait::Downloading,
+            Self::Downloading(_) => Wait::Downloading,
             Self::Loading { .. } => Wait::Loading,
             Self::Error { .. } => Wait::Failed,
             Self::Ready => Wait::Ready,
@@ -94,7 +75,7 @@ impl ModelState {
     /// Short name: `downloading`, `loading`, `ready` or `error`.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Downloading { .. } => "downloading",
+            Self::Downloading(_) => "downloading",
             Self::Loading { .. } => "loading",
             Self::Ready => "ready",
             Self::Error { .. } => "error",
@@ -107,18 +88,18 @@ impl ModelState {
     /// MESSAGE`.
     pub fn status_line(&self) -> String {
         match self {
-            Self::Downloading {
+            Self::Downloading(Download {
                 progress: Some(p),
                 total_bytes,
                 ..
-            } => {
+            }) => {
                 let percent = (p.clamp(0.0, 1.0) * 100.0).floor();
                 match total_bytes {
                     Some(t) => format!("downloading {percent:.0} % of {:.2} GB", *t as f64 / 1e9),
                     None => format!("downloading {percent:.0} %"),
                 }
             }
-            Self::Downloading { message, .. } => format!("downloading: {message}"),
+            Self::Downloading(d) => format!("downloading: {}", d.message),
             Self::Loading { message } => match message.strip_prefix("loading ") {
                 Some(what) => format!("loading: {what}"),
                 None => format!("loading: {message}"),
@@ -190,22 +171,22 @@ impl Service {
         mut config: EngineConfig,
     ) {
         let name = format!("{}/{}", model.repo, model.file);
-        self.set_state(ModelState::Downloading {
+        self.set_state(ModelState::Downloading(Download {
             progress: None,
             downloaded_bytes: 0,
             total_bytes: None,
             message: format!("{name}: checking the cache"),
-        });
+        }));
         let this = Arc::clone(self);
         let label = name.clone();
         let mut last_log: Option<Instant> = None;
         let report = move |p: &DownloadProgress| {
-            this.set_state(ModelState::Downloading {
+            this.set_state(ModelState::Downloading(Download {
                 progress: Some(p.fraction()),
                 downloaded_bytes: p.downloaded,
                 total_bytes: Some(p.total),
                 message: format!("{label}: {}", p.describe()),
-            });
+            }));
             if last_log.is_none_or(|t| t.elapsed().as_secs() >= 5) || p.downloaded == p.total {
                 last_log = Some(Instant::now());
                 tracing::info!(
@@ -321,11 +302,13 @@ mod tests {
 
     #[test]
     fn status_lines_name_the_state() {
-        let downloading = |progress, total| ModelState::Downloading {
-            progress,
-            downloaded_bytes: 0,
-            total_bytes: total,
-            message: "org/repo/m.gguf: checking the cache".into(),
+        let downloading = |progress, total| {
+            ModelState::Downloading(Download {
+                progress,
+                downloaded_bytes: 0,
+                total_bytes: total,
+                message: "org/repo/m.gguf: checking the cache".into(),
+            })
         };
         assert_eq!(
             downloading(Some(0.4299), Some(4_370_000_000)).status_line(),

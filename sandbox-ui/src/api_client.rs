@@ -202,9 +202,10 @@ impl ApiClient {
                 waiting: queue.map_or(0, |q| q.waiting as u64),
                 running: queue.is_some_and(|q| q.running),
             },
-            Ready::Downloading {
-                progress, message, ..
-            } => ModelStatus::Downloading { progress, message },
+            Ready::Downloading(d) => ModelStatus::Downloading {
+                progress: d.progress,
+                message: d.message,
+            },
             Ready::Loading { message, .. } => ModelStatus::Loading { message },
             Ready::Error {
                 error_kind,

@@ -15,16 +15,7 @@ pub enum Ready {
         queue: Option<QueueInfo>,
     },
     /// The model file is being fetched.
-    Downloading {
-        /// Fraction done (0..=1), when the size is known.
-        progress: Option<f64>,
-        /// Bytes on disk so far.
-        downloaded_bytes: u64,
-        /// Total size, when known.
-        total_bytes: Option<u64>,
-        /// Rate and time left, in words.
-        message: String,
-    },
+    Downloading(Download),
     /// The model is being loaded into memory.
     Loading {
         /// Always absent today; kept so that every non-ready body has the field.
@@ -41,6 +32,19 @@ pub enum Ready {
         /// What failed and what to do, in words (for an administrator).
         message: String,
     },
+}
+
+/// How far a download is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Download {
+    /// Fraction done (0..=1), when the size is known.
+    pub progress: Option<f64>,
+    /// Bytes on disk so far.
+    pub downloaded_bytes: u64,
+    /// Total size, when known.
+    pub total_bytes: Option<u64>,
+    /// What is fetched, the rate and time left, in words.
+    pub message: String,
 }
 
 /// The queue of a ready model.
