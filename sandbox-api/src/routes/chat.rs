@@ -7,7 +7,7 @@ use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkCho
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 use serde_json::{Value, json};
 
-use super::generate::{Choice, Generation, Shape};
+use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceReader, OutputKind};
 use crate::openai::convert;
@@ -184,14 +184,10 @@ pub async fn completions(
         logprobs: plan.job.logprobs.is_some(),
     };
     let generation = Generation::new(state, plan.job, plan.kind, plan.n, reader, rid);
-    if body.stream {
-        let include_usage = body
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
-        return Ok(generation.respond_streamed(shape, builder, include_usage));
-    }
-    generation.collect(&shape, builder).await
+    let streamed = body
+        .stream
+        .then(|| Streamed::from(body.stream_options.as_ref()));
+    generation.respond(shape, builder, streamed).await
 }
 
 /// Chat completions as OpenAI writes them.

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 use serde_json::{Map, Value, json};
 
-use super::generate::{Choice, Generation, Shape};
+use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceReader, OutputKind};
 use crate::openai::convert;
@@ -146,14 +146,10 @@ pub async fn completions(
         echo,
     };
     let generation = Generation::new(state, job, OutputKind::Text, n, first, rid);
-    if body.stream {
-        let include_usage = body
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
-        return Ok(generation.respond_streamed(shape, builder, include_usage));
-    }
-    generation.collect(&shape, builder).await
+    let streamed = body
+        .stream
+        .then(|| Streamed::from(body.stream_options.as_ref()));
+    generation.respond(shape, builder, streamed).await
 }
 
 /// Legacy text completions as OpenAI writes them.

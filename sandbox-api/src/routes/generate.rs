@@ -1,8 +1,8 @@
 //! One generation path for every endpoint, as text-generation-inference and llama.cpp's
 //! server have: a request's choices run one after another through the queue, each
-//! read as [`ChoiceEvent`]s, into one of two sinks: [`Generation::collect`] (one
-//! response) or [`Generation::respond_streamed`] (SSE chunks). An endpoint supplies
-//! only the mapping from choices to its wire format ([`Shape`]).
+//! read as [`ChoiceEvent`]s, into one of two sinks: `collect` (one response) or
+//! `respond_streamed` (SSE chunks), chosen by [`Generation::respond`]. An endpoint
+//! supplies only the mapping from choices to its wire format ([`Shape`]).
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert;
 use crate::openai::tools::ParsedCall;
+use crate::openai::types::StreamOptions;
 use crate::state::AppState;
 
 /// A finished choice.
@@ -53,6 +54,20 @@ pub trait Shape: 'static {
     ) -> Vec<Self::Chunk>;
     /// The last chunk, with the total usage (`stream_options.include_usage`).
     fn usage(&self, usage: &Usage) -> Self::Chunk;
+}
+
+/// How a streamed response ends: with a usage chunk or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Streamed {
+    include_usage: bool,
+}
+
+impl From<Option<&StreamOptions>> for Streamed {
+    fn from(o: Option<&StreamOptions>) -> Self {
+        Self {
+            include_usage: o.is_some_and(|o| o.include_usage),
+        }
+    }
 }
 
 /// A request's choices, the first one already queued.
@@ -116,8 +131,21 @@ impl Generation {
         }
     }
 
+    /// The response: streamed when `streamed` says how, else collected.
+    pub async fn respond(
+        self,
+        shape: impl Shape,
+        builder: HttpResponseBuilder,
+        streamed: Option<Streamed>,
+    ) -> Result<HttpResponse, ApiError> {
+        match streamed {
+            Some(s) => Ok(self.respond_streamed(shape, builder, s.include_usage)),
+            None => self.collect(&shape, builder).await,
+        }
+    }
+
     /// Reads every choice to its end; the endpoint's response.
-    pub async fn collect(
+    async fn collect(
         self,
         shape: &impl Shape,
         mut builder: HttpResponseBuilder,
@@ -164,7 +192,7 @@ impl Generation {
 
     /// A streamed response: each choice's events as `shape`'s chunks, queue positions
     /// as comments, an error event if it fails, `[DONE]` at the end.
-    pub fn respond_streamed(
+    fn respond_streamed(
         self,
         shape: impl Shape,
         builder: HttpResponseBuilder,
