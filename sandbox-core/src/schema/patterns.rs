@@ -25,9 +25,17 @@ pub(super) fn anchor_patterns(
     schema: &mut Value,
     convert: &dyn Fn(&Value) -> Result<String, GrammarError>,
 ) -> Result<(), GrammarError> {
-    // What the converter writes when it gives up on a pattern (unanchored is one way).
-    let gave_up = convert(&json!({"type": "string", "pattern": "a"}))?;
+    // What the converter writes when it gives up on a pattern (unanchored is one way);
+    // worked out only for a schema that has a pattern, not for every schema.
+    let gave_up = std::cell::OnceCell::new();
     visit(schema, "#", &|path, pattern| {
+        let gave_up = match gave_up.get() {
+            Some(g) => g,
+            None => {
+                let g = convert(&json!({"type": "string", "pattern": "a"}))?;
+                gave_up.get_or_init(|| g)
+            }
+        };
         let anchored = anchored(pattern);
         let grammar = convert(&json!({"type": "string", "pattern": anchored})).map_err(|e| {
             SchemaError::BadPattern {
@@ -35,7 +43,7 @@ pub(super) fn anchor_patterns(
                 reason: e.to_string(),
             }
         })?;
-        if grammar == gave_up {
+        if &grammar == gave_up {
             return Err(SchemaError::BadPattern {
                 path: path.to_string(),
                 reason: UNENFORCEABLE.into(),
