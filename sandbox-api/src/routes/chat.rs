@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
-use crate::openai::choice::{ChoiceReader, OutputKind};
+use crate::openai::choice::OutputKind;
 use crate::openai::convert;
 use crate::openai::tools::{self, ParsedCall, ToolMode};
 use crate::openai::types::ChatCompletionRequest;
@@ -170,12 +170,6 @@ pub async fn completions(
         Ok((plan, first))
     })
     .await?;
-    let reader = ChoiceReader::new(first, plan.kind);
-    let mut builder = HttpResponse::Ok();
-    builder.insert_header((
-        "x-queue-position",
-        reader.position().unwrap_or(0).to_string(),
-    ));
     let state = state.into_inner();
     let shape = ChatShape {
         state: Arc::clone(&state),
@@ -183,11 +177,11 @@ pub async fn completions(
         created: unix_now(),
         logprobs: plan.job.logprobs.is_some(),
     };
-    let generation = Generation::new(state, plan.job, plan.kind, plan.n, reader, rid);
+    let generation = Generation::new(state, plan.job, plan.kind, plan.n, first, rid);
     let streamed = body
         .stream
         .then(|| Streamed::from(body.stream_options.as_ref()));
-    generation.respond(shape, builder, streamed).await
+    generation.respond(shape, streamed).await
 }
 
 /// Chat completions as OpenAI writes them.

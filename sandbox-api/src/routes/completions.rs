@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
-use crate::openai::choice::{ChoiceReader, OutputKind};
+use crate::openai::choice::OutputKind;
 use crate::openai::convert;
 use crate::openai::tools::ParsedCall;
 use crate::openai::types::{CompletionRequest, PromptField};
@@ -130,12 +130,6 @@ pub async fn completions(
     } else {
         String::new()
     };
-    let first = ChoiceReader::new(first, OutputKind::Text);
-    let mut builder = HttpResponse::Ok();
-    builder.insert_header((
-        "x-queue-position",
-        first.position().unwrap_or(0).to_string(),
-    ));
     let state = state.into_inner();
     let shape = TextShape {
         state: Arc::clone(&state),
@@ -149,7 +143,7 @@ pub async fn completions(
     let streamed = body
         .stream
         .then(|| Streamed::from(body.stream_options.as_ref()));
-    generation.respond(shape, builder, streamed).await
+    generation.respond(shape, streamed).await
 }
 
 /// Legacy text completions as OpenAI writes them.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use sandbox_core::{JobRequest, Timings, TokenLogprob, Usage};
+use sandbox_core::{JobHandle, JobRequest, Timings, TokenLogprob, Usage};
 use serde::Serialize;
 
 use super::sse::{self, SseSender};
@@ -116,9 +116,10 @@ impl Generation {
         job: JobRequest,
         kind: OutputKind,
         n: u32,
-        first: ChoiceReader,
+        first: JobHandle,
         request_id: String,
     ) -> Self {
+        let first = ChoiceReader::new(first, kind);
         Self {
             choices: Choices {
                 state,
@@ -131,13 +132,16 @@ impl Generation {
         }
     }
 
-    /// The response: streamed when `streamed` says how, else collected.
+    /// The response, with `x-queue-position` (jobs ahead at admission): streamed when
+    /// `streamed` says how, else collected.
     pub async fn respond(
         self,
         shape: impl Shape,
-        builder: HttpResponseBuilder,
         streamed: Option<Streamed>,
     ) -> Result<HttpResponse, ApiError> {
+        let mut builder = HttpResponse::Ok();
+        let ahead = self.first.position().unwrap_or(0);
+        builder.insert_header(("x-queue-position", ahead.to_string()));
         match streamed {
             Some(s) => Ok(self.respond_streamed(shape, builder, s.include_usage)),
             None => self.collect(&shape, builder).await,
