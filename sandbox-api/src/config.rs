@@ -8,10 +8,10 @@ use clap::Args;
 use sandbox_core::EngineConfig;
 use sandbox_core::config_file::{self, FileError};
 use sandbox_core::download::HubModel;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Settings of `sandbox-api serve`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Address to listen on.
@@ -81,65 +81,111 @@ impl Default for ApiConfig {
     }
 }
 
-/// Flags of `serve` (each also readable from the environment variable it names).
-#[derive(Debug, Clone, Default, Args)]
+/// Flags of `serve` (each also readable from the environment variable it names). They
+/// serialize to the configuration file's shape, so each one overrides exactly the file
+/// key it is named after ([`config_file::load_layered`]).
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ServeArgs {
     /// TOML configuration file (keys as in the README; flags and variables override it).
     #[arg(long, env = "SANDBOX_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "SANDBOX_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// A local GGUF file to serve (instead of downloading one from the hub).
-    #[arg(long, env = "SANDBOX_MODEL")]
-    pub model: Option<PathBuf>,
-    /// Hub repository to download the model from [default: bartowski/Mistral-7B-Instruct-v0.3-GGUF].
-    #[arg(long, env = "SANDBOX_HF_REPO")]
-    pub hf_repo: Option<String>,
-    /// File in the hub repository [default: Mistral-7B-Instruct-v0.3-Q4_K_M.gguf].
-    #[arg(long, env = "SANDBOX_HF_FILE")]
-    pub hf_file: Option<String>,
-    /// Branch, tag or commit of the hub repository [default: main].
-    #[arg(long, env = "SANDBOX_HF_REVISION")]
-    pub hf_revision: Option<String>,
-    /// Expected sha256 of the hub file (checked against the hub's and the download).
-    #[arg(long, env = "SANDBOX_HF_SHA256")]
-    pub hf_sha256: Option<String>,
-    /// Quantization of the default Mistral repository: Q4_K_M, Q5_K_M, Q6_K or Q8_0.
-    #[arg(long, env = "SANDBOX_QUANT")]
-    pub quant: Option<String>,
     /// Model id reported by /v1/models [default: file name without .gguf].
     #[arg(long, env = "SANDBOX_MODEL_ID")]
     pub model_id: Option<String>,
     /// An accepted API key (repeatable; the variable takes a comma-separated list).
+    /// Added to the file's keys, not replacing them.
     #[arg(
         long = "api-key",
         env = "SANDBOX_API_KEYS",
         value_delimiter = ',',
         hide_env_values = true
     )]
+    #[serde(skip)]
     pub api_keys: Vec<String>,
     /// File with one API key per line; must not be readable by others (chmod 600).
     #[arg(long, env = "SANDBOX_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// Allow serving without any API key on a non-loopback address.
     #[arg(long, env = "SANDBOX_ALLOW_OPEN")]
+    #[serde(skip_serializing_if = "config_file::is_false")]
     pub allow_open: bool,
     /// Answer 404 model_not_found when a request names another model.
     #[arg(long, env = "SANDBOX_STRICT_MODEL_IDS")]
+    #[serde(skip_serializing_if = "config_file::is_false")]
     pub strict_model_ids: bool,
+    /// Quantization of the default Mistral repository: Q4_K_M, Q5_K_M, Q6_K or Q8_0
+    /// (names `hub.file`; `--hf-file` wins over it).
+    #[arg(long, env = "SANDBOX_QUANT")]
+    #[serde(skip)]
+    pub quant: Option<String>,
+    /// The `[hub]` keys.
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// The `[engine]` keys.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Flags of the `[hub]` section.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct HubArgs {
+    /// Hub repository to download the model from [default: bartowski/Mistral-7B-Instruct-v0.3-GGUF].
+    #[arg(long = "hf-repo", env = "SANDBOX_HF_REPO")]
+    pub repo: Option<String>,
+    /// File in the hub repository [default: Mistral-7B-Instruct-v0.3-Q4_K_M.gguf].
+    #[arg(long = "hf-file", env = "SANDBOX_HF_FILE")]
+    pub file: Option<String>,
+    /// Branch, tag or commit of the hub repository [default: main].
+    #[arg(long = "hf-revision", env = "SANDBOX_HF_REVISION")]
+    pub revision: Option<String>,
+    /// Expected sha256 of the hub file (checked against the hub's and the download).
+    #[arg(long = "hf-sha256", env = "SANDBOX_HF_SHA256")]
+    pub sha256: Option<String>,
+}
+
+/// Flags of the `[engine]` section.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct EngineArgs {
+    /// A local GGUF file to serve (instead of downloading one from the hub).
+    #[arg(long = "model", env = "SANDBOX_MODEL", value_name = "GGUF")]
+    pub model_path: Option<PathBuf>,
     /// Context window in tokens (0 = the model's trained length) [default: 8192].
-    #[arg(long, env = "SANDBOX_CTX")]
-    pub ctx: Option<u32>,
+    #[arg(long = "ctx", env = "SANDBOX_CTX", value_name = "TOKENS")]
+    pub n_ctx: Option<u32>,
     /// CPU threads (0 = all cores).
-    #[arg(long, env = "SANDBOX_THREADS")]
-    pub threads: Option<u32>,
+    #[arg(long = "threads", env = "SANDBOX_THREADS", value_name = "N")]
+    pub n_threads: Option<u32>,
     /// Layers to offload to the GPU [default: all on a CUDA build].
     #[arg(long, env = "SANDBOX_GPU_LAYERS")]
     pub gpu_layers: Option<u32>,
     /// Requests that may wait behind the running one before new ones get 429 [default: 32].
     #[arg(long, env = "SANDBOX_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+}
+
+/// The quantizations the default repository holds.
+const QUANTS: [&str; 4] = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"];
+
+impl ServeArgs {
+    /// The flags as the layer over the file: `--quant` names the hub file unless
+    /// `--hf-file` does.
+    fn layer(&self) -> Result<Self, ConfigError> {
+        let mut layer = self.clone();
+        if let Some(q) = &self.quant {
+            let q = q.to_ascii_uppercase();
+            if !QUANTS.contains(&q.as_str()) {
+                return Err(ConfigError::UnknownQuant(q));
+            }
+            if layer.hub.file.is_none() {
+                layer.hub.file = Some(format!("{DEFAULT_FILE_STEM}-{q}.gguf"));
+            }
+        }
+        Ok(layer)
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -171,62 +217,31 @@ impl ApiConfig {
 
     /// Like [`ApiConfig::load`] without the serving checks (for `model pull`).
     pub fn load_unchecked(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let mut cfg: Self = config_file::load_toml(args.config.as_deref())?;
-        if let Some(v) = args.listen {
-            cfg.listen = v;
-        }
-        if let Some(v) = &args.model {
-            cfg.engine.model_path = v.clone();
-        }
-        if let Some(v) = &args.model_id {
-            cfg.model_id = Some(v.clone());
-        }
+        let mut cfg: Self = config_file::load_layered(args.config.as_deref(), &args.layer()?)?;
         cfg.api_keys.extend(
             args.api_keys
                 .iter()
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty()),
         );
-        if let Some(v) = &args.api_key_file {
-            cfg.api_key_file = Some(v.clone());
-        }
-        cfg.allow_open |= args.allow_open;
-        cfg.strict_model_ids |= args.strict_model_ids;
-        if let Some(v) = args.ctx {
-            cfg.engine.n_ctx = v;
-        }
-        if let Some(v) = args.threads {
-            cfg.engine.n_threads = v;
-        }
-        if let Some(v) = args.gpu_layers {
-            cfg.engine.gpu_layers = Some(v);
-        }
-        if let Some(v) = args.queue_capacity {
-            cfg.engine.queue_capacity = v;
-        }
-        if let Some(q) = &args.quant {
-            let q = q.to_ascii_uppercase();
-            if !["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"].contains(&q.as_str()) {
-                return Err(ConfigError::UnknownQuant(q));
-            }
-            cfg.hub.file = format!("{DEFAULT_FILE_STEM}-{q}.gguf");
-        }
-        if let Some(v) = &args.hf_repo {
-            cfg.hub.repo = v.clone();
-        }
-        if let Some(v) = &args.hf_file {
-            cfg.hub.file = v.clone();
-        }
-        if let Some(v) = &args.hf_revision {
-            cfg.hub.revision = v.clone();
-        }
-        if let Some(v) = &args.hf_sha256 {
-            cfg.hub.sha256 = Some(v.to_ascii_lowercase());
-        }
         if let Some(path) = cfg.api_key_file.clone() {
             cfg.api_keys.extend(config_file::read_keys(&path)?);
         }
+        cfg.hub.sha256 = cfg.hub.sha256.map(|h| h.to_ascii_lowercase());
         Ok(cfg)
+    }
+
+    /// The configuration as a TOML file would say it, keys hidden (`sandbox-api config`).
+    pub fn shown(&self) -> String {
+        let n = self.api_keys.len();
+        let hidden = Self {
+            api_keys: (n > 0)
+                .then(|| format!("({n} hidden)"))
+                .into_iter()
+                .collect(),
+            ..self.clone()
+        };
+        config_file::to_toml(&hidden)
     }
 
     /// Where the model comes from: a local path wins over the hub.
@@ -259,7 +274,10 @@ mod tests {
 
     fn args(model: &str) -> ServeArgs {
         ServeArgs {
-            model: Some(model.into()),
+            engine: EngineArgs {
+                model_path: Some(model.into()),
+                ..EngineArgs::default()
+            },
             ..ServeArgs::default()
         }
     }
@@ -278,7 +296,7 @@ mod tests {
             config: Some(file),
             ..ServeArgs::default()
         };
-        a.ctx = Some(2048);
+        a.engine.n_ctx = Some(2048);
         let cfg = ApiConfig::load(&a).unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.engine.n_ctx, 2048);

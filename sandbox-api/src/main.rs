@@ -1,21 +1,11 @@
-//! `sandbox-api`: AI Sandbox's OpenAI API v1 server. One model, one queue, one
-//! generation at a time; authenticated with bearer keys.
+//! `sandbox-api`: the command line of the API server (the server is the library).
 #![forbid(unsafe_code)]
-
-mod auth;
-mod config;
-mod error;
-mod metrics;
-mod middleware;
-mod openai;
-mod pull;
-mod routes;
-mod server;
-mod state;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use sandbox_api::config::{ApiConfig, ConfigError, ServeArgs};
+use sandbox_api::{pull, server};
 
 /// AI Sandbox API server: an OpenAI API v1-compatible endpoint (chat completions,
 /// completions, models) served by one local GGUF model through one queue.
@@ -30,7 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: config::ServeArgs,
+    serve: ServeArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -40,6 +30,12 @@ enum Command {
         #[command(subcommand)]
         action: ModelCommand,
     },
+    /// Print the configuration these flags, variables and file give, as a TOML file
+    /// would say it (API keys hidden), and exit.
+    Config {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -48,7 +44,7 @@ enum ModelCommand {
     /// its path; serving later starts without any network request.
     Pull {
         #[command(flatten)]
-        args: config::ServeArgs,
+        args: ServeArgs,
         /// Also keep the progress (then the outcome, with a machine-readable error kind)
         /// as JSON in this file, replaced atomically about once a second.
         #[arg(long)]
@@ -56,39 +52,43 @@ enum ModelCommand {
     },
 }
 
+fn invalid(e: &ConfigError) -> ExitCode {
+    tracing::error!(error = %e, "invalid configuration");
+    eprintln!("sandbox-api: {e}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     sandbox_core::config_file::init_logging("info,llama-cpp-2=warn");
     let cli = Cli::parse();
-    if let Some(Command::Model {
-        action: ModelCommand::Pull {
-            args,
-            progress_file,
-        },
-    }) = &cli.command
-    {
-        return match config::ApiConfig::load_unchecked(args) {
+    match &cli.command {
+        Some(Command::Model {
+            action:
+                ModelCommand::Pull {
+                    args,
+                    progress_file,
+                },
+        }) => match ApiConfig::load_unchecked(args) {
             Ok(cfg) => pull::run(&cfg, progress_file.as_deref()),
-            Err(e) => {
-                eprintln!("sandbox-api: {e}");
-                ExitCode::from(2)
+            Err(e) => invalid(&e),
+        },
+        Some(Command::Config { args }) => match ApiConfig::load_unchecked(args) {
+            Ok(cfg) => {
+                print!("{}", cfg.shown());
+                ExitCode::SUCCESS
             }
-        };
-    }
-    let cfg = match config::ApiConfig::load(&cli.serve) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("sandbox-api: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = actix_web::rt::System::new().block_on(server::run(cfg));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "server failed");
-            eprintln!("sandbox-api: {e}");
-            ExitCode::FAILURE
-        }
+            Err(e) => invalid(&e),
+        },
+        None => match ApiConfig::load(&cli.serve) {
+            Ok(cfg) => match actix_web::rt::System::new().block_on(server::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "server failed");
+                    eprintln!("sandbox-api: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => invalid(&e),
+        },
     }
 }

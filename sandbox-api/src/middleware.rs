@@ -1,31 +1,23 @@
 //! Request ids, one log line per request, request metrics, and authentication.
 
-use std::time::Instant;
-
 use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
-use rand::Rng;
+use sandbox_core::request_log::{REQUEST_ID_HEADER, RequestLog};
 
 use crate::error::ApiError;
 use crate::state::{AppState, RequestId};
-
-/// Header carrying the request id in responses.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives the request an id, logs one line when it is answered, counts it.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = format!("req_{:016x}", rand::rng().random::<u64>());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    let log = RequestLog::start("req", req.method().as_str(), req.path());
+    req.extensions_mut().insert(RequestId(log.id().to_owned()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let mut res = next.call(req).await?;
     let status = res.status().as_u16();
@@ -33,20 +25,14 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+    if let Ok(v) = HeaderValue::from_str(log.id()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     if let Some(state) = state {
         state.metrics.request(&route, status);
     }
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status,
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    log.finish(status);
     Ok(res)
 }
 

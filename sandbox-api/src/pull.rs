@@ -47,6 +47,8 @@ fn progress_json(p: &DownloadProgress) -> Value {
     })
 }
 
+/// `sandbox-api model pull`: downloads (or finds in the cache) the configured model,
+/// prints its path, and keeps `progress_file` up to date; the exit code says how it went.
 pub fn run(cfg: &ApiConfig, progress_file: Option<&Path>) -> ExitCode {
     let mut file = progress_file.map(|p| ProgressFile {
         path: p.to_owned(),

@@ -15,8 +15,9 @@ use crate::config::{ApiConfig, ModelSource};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::{authenticate, observe};
+use crate::openai::wire::unix_now;
 use crate::routes::{chat, completions, models, system};
-use crate::state::{AppState, unix_now};
+use crate::state::AppState;
 
 fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()

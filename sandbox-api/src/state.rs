@@ -1,13 +1,11 @@
 //! What every handler shares.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 use actix_web::web;
-use sandbox_core::{Engine, Service, Timings, TokenLogprob};
-use serde_json::{Value, json};
+use sandbox_core::{Engine, Service};
 
 use crate::auth::ApiKeys;
 use crate::error::ApiError;
@@ -51,43 +49,6 @@ pub fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
         .map_or_else(|| "-".into(), |r| r.0.clone())
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// A chat-format logprob entry.
-pub fn logprob_json(engine: &Engine, lp: &TokenLogprob) -> Value {
-    let entry = |id, logprob: f32| {
-        json!({
-            "token": engine.token_text(id),
-            "logprob": logprob,
-            "bytes": engine.token_bytes(id),
-        })
-    };
-    let mut e = entry(lp.token, lp.logprob);
-    e["top_logprobs"] = Value::Array(lp.top.iter().map(|&(id, l)| entry(id, l)).collect());
-    e
-}
-
-/// Server timings of one generation (a llama.cpp-style extension field): lets clients
-/// and tests see queue wait and that generations never overlap.
-pub fn timings_json(t: &Timings) -> Value {
-    let secs = |st: SystemTime| {
-        st.duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
-    json!({
-        "queue_ms": t.queue_wait.as_secs_f64() * 1e3,
-        "prefill_ms": t.prefill.as_secs_f64() * 1e3,
-        "decode_ms": t.decode.as_secs_f64() * 1e3,
-        "started_at": secs(t.started_at),
-        "finished_at": secs(t.finished_at),
-    })
 }
 
 /// Runs a request's CPU-bound preparation (schema conversion, chat template, tokenizing)

@@ -24,11 +24,12 @@
 //!
 //! - [`systemd`]: `Type=notify` readiness, status lines and a watchdog that pings only
 //!   while the process shows progress.
-//! - [`config_file`]: what both servers' configuration loaders share (a TOML file
-//!   over the defaults, private key files with one key per line, logging, comparing
-//!   secrets).
+//! - [`config_file`]: what both servers' configuration loaders share (one layering of
+//!   defaults, TOML file and flags; private key files with one key per line; logging;
+//!   comparing secrets).
 //! - [`contract`]: what `sandbox-api` writes and `sandbox-ui` reads (the `/ready` body,
-//!   the retry table, SSE, the OpenAI error and chunk types).
+//!   the retry table, SSE, the OpenAI request, response, chunk and error types).
+//! - [`request_log`]: request ids and the one log line per request of both servers.
 //!
 //! Binaries and other Rust programs embed this crate; only `llama-sys` below it talks
 //! to llama.cpp, and only with `engine`. Without it (`default-features = false`, as the
@@ -41,6 +42,7 @@
 
 pub mod config_file;
 pub mod contract;
+pub mod request_log;
 pub mod systemd;
 
 /// Every item given is compiled only with the `engine` feature (the one place that says

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use actix_web::web::Bytes;
 use actix_web::{App, HttpResponse, HttpServer, get, post, web};
-use sandbox_core::contract::openai::{ChatCompletionChunk, Delta};
+use sandbox_core::contract::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, Delta, ErrorBody, ErrorObject,
+};
 use sandbox_core::contract::ready::{QueueInfo, Ready};
 use sandbox_core::contract::sse;
 
@@ -40,21 +42,24 @@ fn chunk(delta: Delta, finish: Option<&str>) -> String {
     ))
 }
 
+/// Reads the UI's request as the real API does (a body that is not a chat-completion
+/// request is refused by actix's JSON extractor), and only streams.
 #[post("/v1/chat/completions")]
-async fn chat(answer: web::Data<String>) -> HttpResponse {
-    let role = Delta {
-        role: Some("assistant".into()),
-        content: Some(String::new()),
-        ..Delta::default()
-    };
-    let mut events = vec![chunk(role, None)];
+async fn chat(answer: web::Data<String>, req: web::Json<ChatCompletionRequest>) -> HttpResponse {
+    if !req.stream || req.messages.is_empty() {
+        return HttpResponse::BadRequest().json(ErrorBody {
+            error: ErrorObject {
+                message: "the fake API serves streamed requests with messages only".into(),
+                kind: "invalid_request_error".into(),
+                param: None,
+                code: None,
+            },
+        });
+    }
+    let mut events = vec![chunk(Delta::opening(), None)];
     let chars: Vec<char> = answer.chars().collect();
     for piece in chars.chunks(7) {
-        let delta = Delta {
-            content: Some(piece.iter().collect()),
-            ..Delta::default()
-        };
-        events.push(chunk(delta, None));
+        events.push(chunk(Delta::text(piece.iter().collect::<String>()), None));
     }
     events.push(chunk(Delta::default(), Some("stop")));
     events.push(sse::DONE.to_owned());

@@ -9,12 +9,13 @@ use actix_web::web::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::header::AUTHORIZATION;
-use sandbox_core::contract::openai::{ErrorBody, StreamEvent};
+use sandbox_core::contract::openai::{
+    ChatCompletionRequest, ErrorBody, QUEUE_POSITION_HEADER, StreamEvent,
+};
 use sandbox_core::contract::ready::{ModelErrorKind, Ready};
 use sandbox_core::contract::retry::Wait;
 use sandbox_core::contract::sse;
 use serde::Serialize;
-use serde_json::json;
 
 /// What the model server is doing, as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,30 +113,6 @@ pub enum ApiClientError {
     /// The stream broke off.
     #[error("the model server stopped answering mid-answer: {0}")]
     Broken(String),
-}
-
-/// One message of the conversation sent to the model.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: &'static str,
-    /// The text.
-    pub content: String,
-}
-
-/// A chat completion request.
-#[derive(Debug, Clone, Default)]
-pub struct ChatRequest {
-    /// The served model's id (from [`ApiClient::ready_model`]).
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<ChatMessage>,
-    /// Sampling temperature.
-    pub temperature: Option<f32>,
-    /// Answer length limit.
-    pub max_tokens: Option<u32>,
-    /// Go on with the last message (the assistant's, cut off) instead of answering.
-    pub continue_final: bool,
 }
 
 /// What a streamed answer brings.
@@ -238,23 +215,12 @@ impl ApiClient {
         }
     }
 
-    /// Starts a streamed chat completion.
-    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatStream, ApiClientError> {
-        let model = &req.model;
-        let mut body = json!({
-            "model": model,
-            "messages": req.messages,
-            "stream": true,
-        });
-        if let Some(t) = req.temperature {
-            body["temperature"] = json!(t);
-        }
-        if let Some(m) = req.max_tokens {
-            body["max_tokens"] = json!(m);
-        }
-        if req.continue_final {
-            body["continue_final_message"] = json!(true);
-        }
+    /// Starts `req` as a streamed chat completion (whatever its `stream` says).
+    pub async fn chat(&self, req: &ChatCompletionRequest) -> Result<ChatStream, ApiClientError> {
+        let body = ChatCompletionRequest {
+            stream: true,
+            ..req.clone()
+        };
         let mut call = self
             .http
             .post(format!("{}/v1/chat/completions", self.base))
@@ -279,7 +245,7 @@ impl ApiClient {
         }
         let position = resp
             .headers()
-            .get("x-queue-position")
+            .get(QUEUE_POSITION_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);

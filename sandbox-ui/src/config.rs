@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use sandbox_core::config_file::{self, FileError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// When session cookies carry the `Secure` attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SecureCookies {
     /// When the browser reached us over HTTPS (directly or per `X-Forwarded-Proto`
@@ -23,7 +23,7 @@ pub enum SecureCookies {
 }
 
 /// Settings of `sandbox-ui`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UiConfig {
     /// Address to listen on.
@@ -78,11 +78,13 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-/// Flags shared by every subcommand: where the configuration and the data are.
-#[derive(Debug, Clone, Default, Args)]
+/// Flags shared by every subcommand: where the configuration and the data are. Like
+/// [`ServeArgs`], they serialize to the file's shape ([`config_file::load_layered`]).
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct StoreArgs {
     /// TOML configuration file (keys as in the README; flags and variables override it).
     #[arg(long, env = "SANDBOX_UI_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Folder of the history database [default: /var/lib/sandbox/ui as root, else
     /// ~/.local/share/ai-sandbox/ui].
@@ -90,10 +92,12 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Flags of the server.
-#[derive(Debug, Clone, Default, Args)]
+/// Flags of the server: each overrides the file key it is named after.
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ServeArgs {
+    /// The configuration file and the data folder.
     #[command(flatten)]
+    #[serde(flatten)]
     pub store: StoreArgs,
     /// Address to listen on [default: 127.0.0.1:8081].
     #[arg(long, env = "SANDBOX_UI_LISTEN")]
@@ -138,41 +142,13 @@ pub enum ConfigError {
 impl UiConfig {
     /// Defaults, then the file named by `args` (if any), then the data-dir flag.
     pub fn for_store(args: &StoreArgs) -> Result<Self, ConfigError> {
-        let mut cfg: Self = config_file::load_toml(args.config.as_deref())?;
-        if let Some(v) = &args.data_dir {
-            cfg.data_dir = v.clone();
-        }
-        Ok(cfg)
+        Ok(config_file::load_layered(args.config.as_deref(), args)?)
     }
 
-    /// The server's configuration: [`UiConfig::for_store`] plus the serving flags, with
+    /// The server's configuration: defaults, the file, then the serving flags, with
     /// the API key read from its file.
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let mut cfg = Self::for_store(&args.store)?;
-        if let Some(v) = args.listen {
-            cfg.listen = v;
-        }
-        if let Some(v) = &args.api_url {
-            cfg.api_url = v.clone();
-        }
-        if let Some(v) = &args.api_key {
-            cfg.api_key = Some(v.clone());
-        }
-        if let Some(v) = &args.api_key_file {
-            cfg.api_key_file = Some(v.clone());
-        }
-        if let Some(v) = args.session_hours {
-            cfg.session_hours = v;
-        }
-        if let Some(v) = args.secure_cookies {
-            cfg.secure_cookies = v;
-        }
-        if let Some(v) = args.login_attempts_per_minute {
-            cfg.login_attempts_per_minute = v;
-        }
-        if let Some(v) = &args.login_hint {
-            cfg.login_hint = v.clone();
-        }
+        let mut cfg: Self = config_file::load_layered(args.store.config.as_deref(), args)?;
         cfg.api_url = cfg.api_url.trim_end_matches('/').to_owned();
         if let Some(stripped) = cfg.api_url.strip_suffix("/v1") {
             cfg.api_url = stripped.to_owned();
@@ -188,6 +164,17 @@ impl UiConfig {
             cfg.api_key = Some(first.ok_or_else(|| ConfigError::NoKey(path.clone()))?);
         }
         Ok(cfg)
+    }
+}
+
+impl UiConfig {
+    /// The configuration as a TOML file would say it, the key hidden (`sandbox-ui config`).
+    pub fn shown(&self) -> String {
+        let hidden = Self {
+            api_key: self.api_key.as_ref().map(|_| "(hidden)".into()),
+            ..self.clone()
+        };
+        config_file::to_toml(&hidden)
     }
 }
 

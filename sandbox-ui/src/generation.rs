@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::api_client::{ApiClient, ChatRequest, Upstream};
+use sandbox_core::contract::openai::ChatCompletionRequest;
+
+use crate::api_client::{ApiClient, Upstream};
 use crate::store::{Message, MessageStatus, Store};
 
 /// What a browser watching an answer receives.
@@ -186,7 +188,13 @@ impl Reservation {
 
     /// Writes `answer` (an empty stored message) from the model on a task of its own,
     /// then releases the conversation.
-    pub fn run(mut self, store: Store, api: ApiClient, request: ChatRequest, answer: Message) {
+    pub fn run(
+        mut self,
+        store: Store,
+        api: ApiClient,
+        request: ChatCompletionRequest,
+        answer: Message,
+    ) {
         self.armed = false;
         let (owner, g) = (self.owner.clone(), self.generation.clone());
         actix_web::rt::spawn(owner.finish(g, store, api, request, answer));
@@ -199,7 +207,7 @@ impl Generations {
         g: Arc<Generation>,
         store: Store,
         api: ApiClient,
-        request: ChatRequest,
+        request: ChatCompletionRequest,
         mut answer: Message,
     ) {
         let (mut status, mut error, unshown) =
@@ -227,7 +235,7 @@ async fn write_answer(
     g: &Generation,
     store: &Store,
     api: &ApiClient,
-    request: &ChatRequest,
+    request: &ChatCompletionRequest,
     answer: &mut Message,
 ) -> (MessageStatus, Option<String>, String) {
     let mut stop = g.stop.subscribe();

@@ -33,6 +33,12 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Print the configuration these flags, variables and file give, as a TOML file
+    /// would say it (the API key hidden), and exit.
+    Config {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -137,7 +143,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cfg = match UiConfig::load(&cli.serve) {
+    let serve = match &cli.command {
+        Some(Command::Config { args }) => args,
+        _ => &cli.serve,
+    };
+    let cfg = match UiConfig::load(serve) {
+        Ok(c) if matches!(cli.command, Some(Command::Config { .. })) => {
+            print!("{}", c.shown());
+            return ExitCode::SUCCESS;
+        }
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

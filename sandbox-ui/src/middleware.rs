@@ -1,7 +1,5 @@
 //! One log line per request with its id, and the security headers of every response.
 
-use std::time::Instant;
-
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,10 +8,7 @@ use actix_web::http::header::{
     X_FRAME_OPTIONS,
 };
 use actix_web::middleware::Next;
-use rand::Rng;
-
-/// Header carrying the request id.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use sandbox_core::request_log::{REQUEST_ID_HEADER, RequestLog};
 
 /// Scripts and styles only from this site, no inline script, no framing: even if
 /// model output slipped into the page as HTML, it could not run.
@@ -24,26 +19,17 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = format!("ui_{:016x}", rand::rng().random::<u64>());
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    let log = RequestLog::start("ui", req.method().as_str(), req.path());
     let mut res = next.call(req).await?;
+    let status = res.status().as_u16();
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert(REQUEST_ID, v);
+    if let Ok(v) = HeaderValue::from_str(log.id()) {
+        h.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status = res.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    log.finish(status);
     Ok(res)
 }

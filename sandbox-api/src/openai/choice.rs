@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use sandbox_core::{EngineError, JobEvent, JobHandle, Service, Timings, TokenLogprob, Usage};
 
-use super::tools::{self, ParsedCall, TOOL_CALLS};
+use sandbox_core::contract::openai::ToolCall;
+
+use super::tools::{self, TOOL_CALLS};
 use crate::error::ApiError;
 use crate::state::off_io;
 
@@ -35,7 +37,7 @@ pub enum ChoiceEvent {
     /// The end.
     Finish {
         finish_reason: &'static str,
-        tool_calls: Option<Vec<ParsedCall>>,
+        tool_calls: Option<Vec<ToolCall>>,
         usage: Usage,
         timings: Timings,
     },

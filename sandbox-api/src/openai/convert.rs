@@ -7,8 +7,8 @@ use sandbox_core::{
 };
 use serde_json::Value;
 
-use super::types::{Content, InMessage, ResponseFormat, Stop};
 use crate::error::ApiError;
+use sandbox_core::contract::openai::{Content, Message, ResponseFormat, Stop};
 
 /// Most choices one request may ask for (they run one after another).
 pub const MAX_N: u32 = 8;
@@ -163,7 +163,7 @@ pub fn response_grammar(format: Option<&ResponseFormat>) -> Result<Option<String
 pub const MAX_MESSAGES: usize = 2048;
 
 /// OpenAI messages as chat-template messages.
-pub fn messages(input: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
+pub fn messages(input: &[Message]) -> Result<Vec<ChatMessage>, ApiError> {
     if input.is_empty() {
         return Err(ApiError::invalid(
             Some("messages"),
@@ -186,7 +186,7 @@ pub fn messages(input: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
         .collect()
 }
 
-fn message(i: usize, m: &InMessage) -> Result<ChatMessage, ApiError> {
+fn message(i: usize, m: &Message) -> Result<ChatMessage, ApiError> {
     let param = format!("messages[{i}]");
     let role = match m.role.as_str() {
         "developer" | "system" => "system",

@@ -5,10 +5,10 @@
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use sandbox_core::contract::openai::{FunctionCall, Tool, ToolCall, ToolChoice};
 use sandbox_core::{Engine, TokenId};
 use serde_json::{Value, json};
 
-use super::types::{Tool, ToolChoice};
 use crate::error::ApiError;
 
 /// The control token that opens a tool call.
@@ -30,15 +30,6 @@ pub enum ToolMode {
 pub struct ToolPlan {
     pub tools: Vec<Value>,
     pub mode: ToolMode,
-}
-
-/// A call parsed from the model's output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedCall {
-    pub id: String,
-    pub name: String,
-    /// JSON text.
-    pub arguments: String,
 }
 
 /// Works out the tool plan of a request, or explains why it cannot be served.
@@ -174,7 +165,7 @@ fn call_grammar(tools: &[Tool], parallel: bool) -> Result<String, ApiError> {
 }
 
 /// Parses the model's output as tool calls; `None` when it is not a well-formed call.
-pub fn parse_calls(output: &str) -> Option<Vec<ParsedCall>> {
+pub fn parse_calls(output: &str) -> Option<Vec<ToolCall>> {
     let body = output.trim_start();
     let body = body.strip_prefix(TOOL_CALLS).unwrap_or(body).trim();
     let calls: Vec<Value> = serde_json::from_str(body).ok()?;
@@ -183,13 +174,18 @@ pub fn parse_calls(output: &str) -> Option<Vec<ParsedCall>> {
     }
     calls
         .into_iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let name = c.get("name")?.as_str()?.to_owned();
             let arguments = c.get("arguments").cloned().unwrap_or_else(|| json!({}));
-            Some(ParsedCall {
+            Some(ToolCall {
+                index: u32::try_from(i).ok(),
                 id: call_id(),
-                name,
-                arguments: arguments.to_string(),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name,
+                    arguments: arguments.to_string(),
+                },
             })
         })
         .collect()
@@ -221,8 +217,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(calls.len(), 1);
-        assert_eq!(calls[0].name, "get_weather");
-        assert_eq!(calls[0].arguments, r#"{"city":"Paris"}"#);
+        assert_eq!(calls[0].function.name, "get_weather");
+        assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
         assert_eq!(calls[0].id.len(), 9);
         assert!(calls[0].id.chars().all(|c| c.is_ascii_alphanumeric()));
         assert!(parse_calls(" [{\"name\": \"f\", \"arguments\": {}}]").is_some());

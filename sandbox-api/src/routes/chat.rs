@@ -3,17 +3,19 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use sandbox_core::contract::openai::{CHUNK_OBJECT, ChatCompletionChunk, ChunkChoice, Delta};
+use sandbox_core::contract::openai::{
+    ASSISTANT, AssistantMessage, COMPLETION_OBJECT, ChatChoice, ChatCompletion,
+    ChatCompletionChunk, ChatCompletionRequest, ChatLogprobs, Delta, ToolCall,
+};
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
-use serde_json::{Value, json};
 
 use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
 use crate::openai::choice::OutputKind;
 use crate::openai::convert;
-use crate::openai::tools::{self, ParsedCall, ToolMode};
-use crate::openai::types::ChatCompletionRequest;
-use crate::state::{AppState, logprob_json, off_io, request_id, timings_json, unix_now};
+use crate::openai::tools::{self, ToolMode};
+use crate::openai::wire::{self, unix_now};
+use crate::state::{AppState, off_io, request_id};
 
 /// Everything needed to run the request's choices.
 struct Plan {
@@ -124,32 +126,6 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
     })
 }
 
-fn tool_calls_json(calls: &[ParsedCall]) -> Value {
-    Value::Array(
-        calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                json!({
-                    "index": i,
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })
-            })
-            .collect(),
-    )
-}
-
-fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens},
-    })
-}
-
 #[post("/chat/completions")]
 pub async fn completions(
     req: HttpRequest,
@@ -193,23 +169,11 @@ struct ChatShape {
 }
 
 impl ChatShape {
-    fn chunk(&self, choices: Vec<ChunkChoice>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: CHUNK_OBJECT.into(),
-            created: self.created,
-            model: self.state.model_id.clone(),
-            system_fingerprint: None,
-            choices,
-            usage: None,
-        }
-    }
-
     fn part(
         &self,
         index: u32,
         delta: Delta,
-        logprobs: Option<Value>,
+        logprobs: Option<ChatLogprobs>,
         finish: Option<&str>,
     ) -> ChatCompletionChunk {
         let model = &self.state.model_id;
@@ -224,55 +188,49 @@ impl ChatShape {
         )
     }
 
-    /// `{"content": [...]}` when log-probabilities were asked for.
-    fn logprobs(&self, lps: &[TokenLogprob]) -> Option<Value> {
+    /// The entries of `lps`, when log-probabilities were asked for.
+    fn logprobs(&self, lps: &[TokenLogprob]) -> Option<ChatLogprobs> {
         let engine = self.state.engine().ok()?;
-        self.logprobs.then(|| {
-            json!({"content": lps.iter().map(|lp| logprob_json(engine, lp)).collect::<Vec<_>>()})
+        self.logprobs.then(|| ChatLogprobs {
+            content: lps.iter().map(|lp| wire::logprob(engine, lp)).collect(),
         })
     }
 }
 
 impl Shape for ChatShape {
+    type Response = ChatCompletion;
     type Chunk = ChatCompletionChunk;
 
-    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> Value {
-        let timings: Vec<Value> = choices.iter().map(|c| timings_json(&c.timings)).collect();
-        let choices: Vec<Value> = choices
-            .iter()
-            .map(|c| {
-                let mut message = json!({"role": "assistant", "content": c.text, "refusal": null});
-                if let Some(calls) = &c.tool_calls {
-                    message["content"] = Value::Null;
-                    message["tool_calls"] = tool_calls_json(calls);
-                }
-                json!({
-                    "index": c.index,
-                    "message": message,
-                    "logprobs": self.logprobs(&c.logprobs),
-                    "finish_reason": c.finish_reason,
-                })
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> ChatCompletion {
+        let timings = choices.iter().map(|c| wire::timings(&c.timings)).collect();
+        let choices = choices
+            .into_iter()
+            .map(|c| ChatChoice {
+                index: c.index,
+                logprobs: self.logprobs(&c.logprobs),
+                finish_reason: c.finish_reason.to_owned(),
+                message: AssistantMessage {
+                    role: ASSISTANT.into(),
+                    content: c.tool_calls.is_none().then_some(c.text),
+                    refusal: None,
+                    tool_calls: c.tool_calls,
+                },
             })
             .collect();
-        json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.state.model_id,
-            "choices": choices,
-            "usage": usage_json(usage),
-            "system_fingerprint": null,
-            "timings": timings,
-        })
+        ChatCompletion {
+            id: self.id.clone(),
+            object: COMPLETION_OBJECT.into(),
+            created: self.created,
+            model: self.state.model_id.clone(),
+            choices,
+            usage: wire::usage(usage, true),
+            system_fingerprint: None,
+            timings,
+        }
     }
 
     fn opening(&mut self, index: u32) -> Option<ChatCompletionChunk> {
-        let role = Delta {
-            role: Some("assistant".into()),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
-        Some(self.part(index, role, None, None))
+        Some(self.part(index, Delta::opening(), None, None))
     }
 
     fn content(
@@ -281,23 +239,19 @@ impl Shape for ChatShape {
         text: &str,
         logprobs: &[TokenLogprob],
     ) -> ChatCompletionChunk {
-        let delta = Delta {
-            content: Some(text.to_owned()),
-            ..Delta::default()
-        };
-        self.part(index, delta, self.logprobs(logprobs), None)
+        self.part(index, Delta::text(text), self.logprobs(logprobs), None)
     }
 
     fn finish(
         &mut self,
         index: u32,
         finish_reason: &str,
-        tool_calls: Option<&[ParsedCall]>,
+        tool_calls: Option<&[ToolCall]>,
     ) -> Vec<ChatCompletionChunk> {
         let mut out = Vec::new();
         if let Some(calls) = tool_calls {
             let delta = Delta {
-                tool_calls: Some(tool_calls_json(calls)),
+                tool_calls: Some(calls.to_vec()),
                 ..Delta::default()
             };
             out.push(self.part(index, delta, None, None));
@@ -307,8 +261,9 @@ impl Shape for ChatShape {
     }
 
     fn usage(&self, usage: &Usage) -> ChatCompletionChunk {
-        let mut last = self.chunk(Vec::new());
-        last.usage = Some(usage_json(usage));
+        let model = &self.state.model_id;
+        let mut last = ChatCompletionChunk::new(&self.id, self.created, model, Vec::new());
+        last.usage = Some(wire::usage(usage, true));
         last
     }
 }

@@ -3,16 +3,18 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use sandbox_core::contract::openai::{
+    CompletionRequest, LegacyLogprobs, PromptField, TEXT_COMPLETION_OBJECT, TextChoice,
+    TextCompletion, ToolCall,
+};
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
-use serde_json::{Map, Value, json};
 
 use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
 use crate::openai::choice::OutputKind;
 use crate::openai::convert;
-use crate::openai::tools::ParsedCall;
-use crate::openai::types::{CompletionRequest, PromptField};
-use crate::state::{AppState, off_io, request_id, timings_json, unix_now};
+use crate::openai::wire::{self, unix_now};
+use crate::state::{AppState, off_io, request_id};
 
 /// OpenAI's default for this endpoint.
 const DEFAULT_MAX_TOKENS: usize = 16;
@@ -73,37 +75,6 @@ fn job(
     Ok((job, text))
 }
 
-/// Legacy logprobs: parallel arrays of tokens, their logprobs, top alternatives and
-/// character offsets.
-fn legacy_logprobs(engine: &Engine, lps: &[TokenLogprob], offset: usize) -> Value {
-    let mut tokens = Vec::new();
-    let mut token_logprobs = Vec::new();
-    let mut top = Vec::new();
-    let mut offsets = Vec::new();
-    let mut at = offset;
-    for lp in lps {
-        let t = engine.token_text(lp.token);
-        offsets.push(at);
-        at += t.chars().count();
-        tokens.push(Value::from(t));
-        token_logprobs.push(Value::from(lp.logprob));
-        let mut m = Map::new();
-        for &(id, l) in &lp.top {
-            m.insert(engine.token_text(id), Value::from(l));
-        }
-        top.push(Value::Object(m));
-    }
-    json!({"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets})
-}
-
-fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
-}
-
 #[post("/completions")]
 pub async fn completions(
     req: HttpRequest,
@@ -159,71 +130,88 @@ struct TextShape {
 }
 
 impl TextShape {
-    fn chunk(&self, index: u32, text: &str, logprobs: Value, finish: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.state.model_id,
-            "choices": [{"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}],
-        })
+    fn completion(&self, choices: Vec<TextChoice>) -> TextCompletion {
+        TextCompletion {
+            id: self.id.clone(),
+            object: TEXT_COMPLETION_OBJECT.into(),
+            created: self.created,
+            model: self.state.model_id.clone(),
+            choices,
+            usage: None,
+            timings: Vec::new(),
+        }
     }
 
-    fn logprobs(&self, lps: &[TokenLogprob], offset: usize) -> Value {
+    fn chunk(
+        &self,
+        index: u32,
+        text: &str,
+        logprobs: Option<LegacyLogprobs>,
+        finish: Option<&str>,
+    ) -> TextCompletion {
+        self.completion(vec![TextChoice {
+            text: text.to_owned(),
+            index,
+            logprobs,
+            finish_reason: finish.map(str::to_owned),
+        }])
+    }
+
+    fn logprobs(&self, lps: &[TokenLogprob], offset: usize) -> Option<LegacyLogprobs> {
         match self.state.engine() {
-            Ok(engine) if self.logprobs => legacy_logprobs(engine, lps, offset),
-            _ => Value::Null,
+            Ok(engine) if self.logprobs => Some(wire::legacy_logprobs(engine, lps, offset)),
+            _ => None,
         }
     }
 }
 
 impl Shape for TextShape {
-    type Chunk = Value;
+    type Response = TextCompletion;
+    type Chunk = TextCompletion;
 
-    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> Value {
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> TextCompletion {
         let start = self.echo.chars().count();
-        let timings: Vec<Value> = choices.iter().map(|c| timings_json(&c.timings)).collect();
-        let choices: Vec<Value> = choices
+        let timings = choices.iter().map(|c| wire::timings(&c.timings)).collect();
+        let choices = choices
             .iter()
-            .map(|c| {
-                json!({
-                    "text": format!("{}{}", self.echo, c.text),
-                    "index": c.index,
-                    "logprobs": self.logprobs(&c.logprobs, start),
-                    "finish_reason": c.finish_reason,
-                })
+            .map(|c| TextChoice {
+                text: format!("{}{}", self.echo, c.text),
+                index: c.index,
+                logprobs: self.logprobs(&c.logprobs, start),
+                finish_reason: Some(c.finish_reason.to_owned()),
             })
             .collect();
-        json!({
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.state.model_id,
-            "choices": choices,
-            "usage": usage_json(usage),
-            "timings": timings,
-        })
+        TextCompletion {
+            usage: Some(wire::usage(usage, false)),
+            timings,
+            ..self.completion(choices)
+        }
     }
 
-    fn opening(&mut self, index: u32) -> Option<Value> {
+    fn opening(&mut self, index: u32) -> Option<TextCompletion> {
         self.offset = self.echo.chars().count();
-        (!self.echo.is_empty()).then(|| self.chunk(index, &self.echo, Value::Null, Value::Null))
+        (!self.echo.is_empty()).then(|| self.chunk(index, &self.echo, None, None))
     }
 
-    fn content(&mut self, index: u32, text: &str, logprobs: &[TokenLogprob]) -> Value {
+    fn content(&mut self, index: u32, text: &str, logprobs: &[TokenLogprob]) -> TextCompletion {
         let lp = self.logprobs(logprobs, self.offset);
         self.offset += text.chars().count();
-        self.chunk(index, text, lp, Value::Null)
+        self.chunk(index, text, lp, None)
     }
 
-    fn finish(&mut self, index: u32, finish_reason: &str, _: Option<&[ParsedCall]>) -> Vec<Value> {
-        vec![self.chunk(index, "", Value::Null, Value::from(finish_reason))]
+    fn finish(
+        &mut self,
+        index: u32,
+        finish_reason: &str,
+        _: Option<&[ToolCall]>,
+    ) -> Vec<TextCompletion> {
+        vec![self.chunk(index, "", None, Some(finish_reason))]
     }
 
-    fn usage(&self, usage: &Usage) -> Value {
-        let mut last = self.chunk(0, "", Value::Null, Value::Null);
-        last["choices"] = json!([]);
-        last["usage"] = usage_json(usage);
-        last
+    fn usage(&self, usage: &Usage) -> TextCompletion {
+        TextCompletion {
+            usage: Some(wire::usage(usage, false)),
+            ..self.completion(Vec::new())
+        }
     }
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, HttpResponseBuilder};
+use sandbox_core::contract::openai::{QUEUE_POSITION_HEADER, StreamOptions, ToolCall};
 use sandbox_core::{JobHandle, JobRequest, Timings, TokenLogprob, Usage};
 use serde::Serialize;
 
@@ -14,8 +15,6 @@ use super::sse::{self, SseSender};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
 use crate::openai::convert;
-use crate::openai::tools::ParsedCall;
-use crate::openai::types::StreamOptions;
 use crate::state::AppState;
 
 /// A finished choice.
@@ -30,17 +29,19 @@ pub struct Choice {
     /// OpenAI's finish reason.
     pub finish_reason: &'static str,
     /// The calls, when the answer was tool calls.
-    pub tool_calls: Option<Vec<ParsedCall>>,
+    pub tool_calls: Option<Vec<ToolCall>>,
     /// Where its time went.
     pub timings: Timings,
 }
 
 /// What an endpoint makes of a generation: its response and its chunks.
 pub trait Shape: 'static {
+    /// The plain response.
+    type Response: Serialize;
     /// One streamed event.
     type Chunk: Serialize;
     /// The plain response, from every choice and the total usage.
-    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> serde_json::Value;
+    fn response(&self, choices: Vec<Choice>, usage: &Usage) -> Self::Response;
     /// What opens choice `index` in a stream (chat: the role; completions: the echo).
     fn opening(&mut self, index: u32) -> Option<Self::Chunk>;
     /// More text of choice `index`.
@@ -50,7 +51,7 @@ pub trait Shape: 'static {
         &mut self,
         index: u32,
         finish_reason: &str,
-        tool_calls: Option<&[ParsedCall]>,
+        tool_calls: Option<&[ToolCall]>,
     ) -> Vec<Self::Chunk>;
     /// The last chunk, with the total usage (`stream_options.include_usage`).
     fn usage(&self, usage: &Usage) -> Self::Chunk;
@@ -141,7 +142,7 @@ impl Generation {
     ) -> Result<HttpResponse, ApiError> {
         let mut builder = HttpResponse::Ok();
         let ahead = self.first.position().unwrap_or(0);
-        builder.insert_header(("x-queue-position", ahead.to_string()));
+        builder.insert_header((QUEUE_POSITION_HEADER, ahead.to_string()));
         match streamed {
             Some(s) => Ok(self.respond_streamed(shape, builder, s.include_usage)),
             None => self.collect(&shape, builder).await,

@@ -1,26 +1,29 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: the one served model.
 
 use actix_web::{HttpResponse, get, web};
-use serde_json::{Value, json};
+use sandbox_core::contract::openai::{Model, ModelList};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn model_object(state: &AppState) -> Value {
+fn model_object(state: &AppState) -> Model {
     let engine = state.service.engine().ok();
-    json!({
-        "id": state.model_id,
-        "object": "model",
-        "created": state.started,
-        "owned_by": "ai-sandbox",
-        "context_length": engine.map(|e| e.n_ctx()),
-        "ready": engine.is_some(),
-    })
+    Model {
+        id: state.model_id.clone(),
+        object: "model".into(),
+        created: state.started,
+        owned_by: "ai-sandbox".into(),
+        context_length: engine.map(|e| e.n_ctx()),
+        ready: engine.is_some(),
+    }
 }
 
 #[get("/models")]
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"object": "list", "data": [model_object(&state)]}))
+    HttpResponse::Ok().json(ModelList {
+        object: "list".into(),
+        data: vec![model_object(&state)],
+    })
 }
 
 #[get("/models/{id:.*}")]

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::api_client::{ChatMessage, ChatRequest};
 use crate::error::{PageError, UiError};
 use crate::generation::{Reservation, UiEvent};
 use crate::session::LoggedIn;
 use crate::state::AppState;
 use crate::store::{Conversation, DEFAULT_TITLE, Message, MessageStatus, Store};
+use sandbox_core::contract::openai::{self, ASSISTANT, ChatCompletionRequest};
 
 /// The longest message the UI accepts, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -137,7 +137,7 @@ struct Prepared {
     conversation: Conversation,
     user_seq: Option<u64>,
     answer: Message,
-    request: ChatRequest,
+    request: ChatCompletionRequest,
 }
 
 fn message_text(body: &SendRequest) -> Result<String, UiError> {
@@ -219,33 +219,28 @@ fn prepare(
             )));
         }
     }
-    let mut messages: Vec<ChatMessage> = c
+    let mut messages: Vec<openai::Message> = c
         .system_prompt
         .iter()
-        .map(|s| ChatMessage {
-            role: "system",
-            content: s.clone(),
-        })
+        .map(|s| openai::Message::text("system", s.clone()))
         .collect();
-    messages.extend(store.messages(c.id)?.into_iter().map(|m| ChatMessage {
-        role: if m.role == "user" {
-            "user"
-        } else {
-            "assistant"
-        },
-        content: m.content,
+    messages.extend(store.messages(c.id)?.into_iter().map(|m| {
+        let role = if m.role == "user" { "user" } else { ASSISTANT };
+        openai::Message::text(role, m.content)
     }));
-    let continue_final = continued.is_some();
+    let continue_final_message = continued.is_some();
     let answer = match continued {
         Some(a) => a,
         None => store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?,
     };
-    let request = ChatRequest {
+    let request = ChatCompletionRequest {
         model,
         messages,
         temperature: c.temperature,
         max_tokens: c.max_tokens,
-        continue_final,
+        continue_final_message,
+        stream: true,
+        ..ChatCompletionRequest::default()
     };
     Ok(Prepared {
         conversation: c,
@@ -348,7 +343,7 @@ pub async fn send(
         user_seq: prepared.user_seq,
         assistant_seq: prepared.answer.seq,
     };
-    if prepared.request.continue_final {
+    if prepared.request.continue_final_message {
         reservation.continues(&prepared.answer.content);
     }
     let rx = reservation.watch();

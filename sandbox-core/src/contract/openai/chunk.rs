@@ -1,43 +1,10 @@
-//! The parts of the OpenAI wire format that both `sandbox-api` writes and `sandbox-ui`
-//! reads: the error envelope and the chat-completion chunk of a stream.
+//! The events of a streamed chat completion.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-/// `{"error": {...}}`, the body of every refusal and the event that ends a failed
-/// stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorObject,
-}
-
-/// An OpenAI error object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorObject {
-    /// What went wrong, in words.
-    pub message: String,
-    /// `invalid_request_error`, `server_error`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The request field at fault.
-    pub param: Option<String>,
-    /// For programs: `rate_limit_exceeded`, `model_not_ready`, [`codes::SERVER_STOPPING`], ...
-    pub code: Option<String>,
-}
-
-/// The `code`s this server uses beyond OpenAI's own.
-pub mod codes {
-    /// The model is downloading, loading or failed (503).
-    pub const MODEL_NOT_READY: &str = "model_not_ready";
-    /// The server is stopping and restarts by itself (503).
-    pub const SERVER_STOPPING: &str = "server_stopping";
-    /// The queue is full (429).
-    pub const QUEUE_FULL: &str = "rate_limit_exceeded";
-}
-
-/// `object` of a chat-completion chunk.
-pub const CHUNK_OBJECT: &str = "chat.completion.chunk";
+use super::error::ErrorBody;
+use super::response::{ChatLogprobs, ToolCall, Usage};
+use super::{ASSISTANT, CHUNK_OBJECT};
 
 /// One event of a streamed chat completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,10 +23,23 @@ pub struct ChatCompletionChunk {
     pub choices: Vec<ChunkChoice>,
     /// Token counts, in the final chunk when `stream_options.include_usage` asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Value>,
+    pub usage: Option<Usage>,
 }
 
 impl ChatCompletionChunk {
+    /// A chunk of `choices` (none: the last chunk, which carries the usage).
+    pub fn new(id: &str, created: u64, model: &str, choices: Vec<ChunkChoice>) -> Self {
+        Self {
+            id: id.to_owned(),
+            object: CHUNK_OBJECT.into(),
+            created,
+            model: model.to_owned(),
+            system_fingerprint: None,
+            choices,
+            usage: None,
+        }
+    }
+
     /// A chunk that adds `delta` (and maybe the end) to choice `index`.
     pub fn part(
         id: &str,
@@ -67,23 +47,16 @@ impl ChatCompletionChunk {
         model: &str,
         index: u32,
         delta: Delta,
-        logprobs: Option<Value>,
+        logprobs: Option<ChatLogprobs>,
         finish_reason: Option<&str>,
     ) -> Self {
-        Self {
-            id: id.to_owned(),
-            object: CHUNK_OBJECT.into(),
-            created,
-            model: model.to_owned(),
-            system_fingerprint: None,
-            choices: vec![ChunkChoice {
-                index,
-                delta,
-                logprobs,
-                finish_reason: finish_reason.map(str::to_owned),
-            }],
-            usage: None,
-        }
+        let choice = ChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason: finish_reason.map(str::to_owned),
+        };
+        Self::new(id, created, model, vec![choice])
     }
 }
 
@@ -95,7 +68,7 @@ pub struct ChunkChoice {
     /// The new part.
     pub delta: Delta,
     /// Log-probabilities of the tokens in this part, when asked for.
-    pub logprobs: Option<Value>,
+    pub logprobs: Option<ChatLogprobs>,
     /// Set in the choice's last chunk: `stop`, `length`, `tool_calls`.
     pub finish_reason: Option<String>,
 }
@@ -111,7 +84,26 @@ pub struct Delta {
     pub content: Option<String>,
     /// Tool calls, whole, in one chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<Value>,
+    pub tool_calls: Option<Vec<ToolCall>>,
+}
+
+impl Delta {
+    /// What opens a choice: the role, and empty text.
+    pub fn opening() -> Self {
+        Self {
+            role: Some(ASSISTANT.into()),
+            content: Some(String::new()),
+            tool_calls: None,
+        }
+    }
+
+    /// More text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            content: Some(text.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// A `data:` event of a chat-completion stream: a chunk, or the error that ends it.
