@@ -19,9 +19,3 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, LlamaError> {
         .as_ref()
         .map_err(|e| LlamaError::Backend(e.clone()))
 }
-
-/// Whether this build can offload layers to a GPU (true for `--features cuda` with a
-/// usable device).
-pub fn gpu_offload_supported() -> bool {
-    backend().is_ok_and(LlamaBackend::supports_gpu_offload)
-}

@@ -19,7 +19,6 @@ mod sampler;
 mod session;
 mod utf8;
 
-pub use backend::gpu_offload_supported;
 pub use baseline::{BareRun, bare_greedy_decode};
 pub use error::LlamaError;
 pub use gpu::{GgufShape, GpuDevice, gpu_devices};

@@ -95,19 +95,9 @@ impl<'m> Session<'m> {
         })
     }
 
-    /// The model this session runs.
-    pub fn model(&self) -> &'m Model {
-        self.model
-    }
-
     /// Context window in tokens.
     pub fn n_ctx(&self) -> u32 {
         self.n_ctx
-    }
-
-    /// The tokens whose keys and values the cache holds, in order.
-    pub fn cached_tokens(&self) -> &[TokenId] {
-        &self.cached
     }
 
     /// Forgets everything in the KV cache.

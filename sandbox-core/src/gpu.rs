@@ -4,6 +4,8 @@
 
 use llama_sys::{GgufShape, GpuDevice};
 
+use crate::EngineError;
+
 /// Room for the CUDA context, compute buffers and fragmentation.
 pub const GPU_OVERHEAD_BYTES: u64 = 1 << 30;
 
@@ -64,6 +66,48 @@ pub fn check_fit(device: &GpuDevice, shape: &GgufShape, n_ctx: u32) -> Result<Gp
         need.kv_bytes as f64 / GIB,
         need.overhead_bytes as f64 / GIB,
     ))
+}
+
+/// On a GPU build with offloading, checks that the model and its KV cache fit into
+/// the GPU with the most free memory, and logs what was found.
+pub(crate) fn preflight(config: &crate::EngineConfig) -> Result<(), EngineError> {
+    if config.gpu_layers == Some(0) {
+        return Ok(());
+    }
+    let Some(device) = llama_sys::gpu_devices()
+        .into_iter()
+        .max_by_key(|d| d.memory_free)
+    else {
+        return Ok(()); // a CPU build, or no usable GPU: nothing to check
+    };
+    let versions = crate::NvidiaVersions::of_this_process();
+    let shape = llama_sys::GgufShape::read(&config.model_path)?;
+    let n_ctx = if config.n_ctx == 0 {
+        32768
+    } else {
+        config.n_ctx
+    };
+    match check_fit(&device, &shape, n_ctx) {
+        Ok(need) => {
+            tracing::info!(
+                gpu = %device.description,
+                device = %device.name,
+                driver = versions.driver.as_deref().unwrap_or("unknown"),
+                cuda_runtime = versions.cuda_runtime.as_deref().unwrap_or("unknown"),
+                cublas = versions.cublas.as_deref().unwrap_or("unknown"),
+                free_bytes = device.memory_free,
+                total_bytes = device.memory_total,
+                need_bytes = need.total(),
+                layers = shape.n_layer,
+                "GPU preflight passed; offloading all layers"
+            );
+            Ok(())
+        }
+        Err(message) => {
+            tracing::error!(gpu = %device.description, nvidia = %versions, %message, "GPU preflight failed");
+            Err(EngineError::Resources(message))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -85,8 +85,6 @@ pub enum FinishReason {
     StopString,
     /// `max_tokens` was reached.
     Length,
-    /// The context window is full.
-    ContextFull,
     /// The wall-clock deadline passed.
     Deadline,
     /// The job was cancelled (explicitly or by dropping its handle).

@@ -1,5 +1,6 @@
-//! Runs one job on the engine thread: prefill, then sample → report → decode until a
-//! limit, a stop string, end-of-generation or cancellation.
+//! Runs one job on the engine thread: prefill, then step (sample → report → decode)
+//! until a limit, a stop string, end-of-generation or cancellation, then finish (the
+//! held-back tail and the timings).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,141 +24,192 @@ pub(crate) fn run(
     expire: &dyn Fn(),
     beat: &dyn Fn(),
 ) -> Option<JobEvent> {
-    let started = Instant::now();
-    let started_at = SystemTime::now();
-    let queue_wait = started.saturating_duration_since(p.submitted);
-    let job = &p.job;
+    let clock = Clock::start(p);
     if p.is_cancelled() {
         return None;
     }
-    if let Some(d) = job.limits.deadline
-        && queue_wait > d
+    if let Some(d) = p.job.limits.deadline
+        && clock.queue_wait > d
     {
         return Some(JobEvent::Failed {
             error: EngineError::DeadlineExceeded(d),
         });
     }
     p.send(JobEvent::Started {
-        prompt_tokens: job.tokens.len(),
+        prompt_tokens: p.job.tokens.len(),
     });
-
-    let mut sampling = job.sampling.clone();
-    if job.limits.ignore_eos {
-        sampling.logit_bias.extend(
-            model
-                .info()
-                .end_of_generation
-                .iter()
-                .map(|&t| (t, f32::NEG_INFINITY)),
-        );
-    }
-    let mut sampler = match Sampler::new(model, &sampling) {
-        Ok(s) => s,
-        Err(e) => {
-            return Some(JobEvent::Failed { error: e.into() });
-        }
-    };
-    let deadline = job.limits.deadline.map(|d| p.submitted + d);
-    let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
-
-    let mut usage = Usage {
-        prompt_tokens: job.tokens.len(),
-        ..Usage::default()
-    };
-    let mut interrupt = || {
-        beat();
-        p.is_cancelled() || past_deadline()
-    };
-    let prefill = match session.prefill(&job.tokens, &mut interrupt) {
-        Ok(Some(outcome)) => {
-            usage.cached_prompt_tokens = outcome.cached;
-            Some(())
-        }
-        Ok(None) => None,
-        Err(e) => {
-            return Some(JobEvent::Failed { error: e.into() });
-        }
-    };
-
-    let mut decoder = PieceDecoder::new(job.strip_leading_space);
-    let mut stops = StopMatcher::new(&job.limits.stop);
-    let mut first_token_at = None;
-    let mut last_expire = Instant::now();
-    let finish = if prefill.is_none() {
-        if p.is_cancelled() {
-            FinishReason::Cancelled
+    let outcome = Run::new(model, p).and_then(|mut run| {
+        let finish = if run.prefill(session, beat)? {
+            run.decode(session, expire, beat)?
         } else {
-            FinishReason::Deadline
+            run.interruption().unwrap_or(FinishReason::Cancelled)
+        };
+        Ok(run.finish(finish, &clock))
+    });
+    Some(outcome.unwrap_or_else(|error| JobEvent::Failed { error }))
+}
+
+/// When the job was queued and started.
+struct Clock {
+    started: Instant,
+    started_at: SystemTime,
+    queue_wait: Duration,
+}
+
+impl Clock {
+    fn start(p: &Pending) -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            started_at: SystemTime::now(),
+            queue_wait: started.saturating_duration_since(p.submitted),
         }
-    } else {
+    }
+}
+
+/// A job while it runs.
+struct Run<'a> {
+    model: &'a Model,
+    p: &'a Pending,
+    sampler: Sampler,
+    deadline: Option<Instant>,
+    usage: Usage,
+    decoder: PieceDecoder,
+    stops: StopMatcher,
+    first_token_at: Option<Instant>,
+}
+
+impl<'a> Run<'a> {
+    fn new(model: &'a Model, p: &'a Pending) -> Result<Self, EngineError> {
+        let job = &p.job;
+        let mut sampling = job.sampling.clone();
+        if job.limits.ignore_eos {
+            let eog = &model.info().end_of_generation;
+            sampling
+                .logit_bias
+                .extend(eog.iter().map(|&t| (t, f32::NEG_INFINITY)));
+        }
+        Ok(Self {
+            model,
+            p,
+            sampler: Sampler::new(model, &sampling)?,
+            deadline: job.limits.deadline.map(|d| p.submitted + d),
+            usage: Usage {
+                prompt_tokens: job.tokens.len(),
+                ..Usage::default()
+            },
+            decoder: PieceDecoder::new(job.strip_leading_space),
+            stops: StopMatcher::new(&job.limits.stop),
+            first_token_at: None,
+        })
+    }
+
+    /// Why the job must stop now, if it must: its client went away, or its deadline
+    /// passed.
+    fn interruption(&self) -> Option<FinishReason> {
+        if self.p.is_cancelled() {
+            Some(FinishReason::Cancelled)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(FinishReason::Deadline)
+        } else {
+            None
+        }
+    }
+
+    /// Reads the prompt (reusing the cached prefix); false if interrupted.
+    fn prefill(&mut self, session: &mut Session<'_>, beat: &dyn Fn()) -> Result<bool, EngineError> {
+        let mut interrupt = || {
+            beat();
+            self.interruption().is_some()
+        };
+        Ok(match session.prefill(&self.p.job.tokens, &mut interrupt)? {
+            Some(outcome) => {
+                self.usage.cached_prompt_tokens = outcome.cached;
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Steps until the job ends.
+    fn decode(
+        &mut self,
+        session: &mut Session<'_>,
+        expire: &dyn Fn(),
+        beat: &dyn Fn(),
+    ) -> Result<FinishReason, EngineError> {
+        let mut last_expire = Instant::now();
         loop {
             beat();
-            if p.is_cancelled() {
-                break FinishReason::Cancelled;
+            if let Some(reason) = self.interruption() {
+                return Ok(reason);
             }
-            if past_deadline() {
-                break FinishReason::Deadline;
-            }
-            let token = match session.sample(&mut sampler) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Some(JobEvent::Failed { error: e.into() });
-                }
-            };
-            first_token_at.get_or_insert_with(Instant::now);
-            if !job.limits.ignore_eos && model.is_end_of_generation(token) {
-                break FinishReason::EndOfGeneration;
-            }
-            usage.completion_tokens += 1;
-            let logprob = job.logprobs.and_then(|n| session.logprobs(token, n).ok());
-            let piece = model.token_bytes(token, true).unwrap_or_default();
-            let (text, stopped) = match stops.push(&decoder.push(&piece)) {
-                StopOutcome::Continue(t) => (t, false),
-                StopOutcome::Stopped(t) => (t, true),
-            };
-            if !p.send(JobEvent::Token {
-                id: token,
-                text,
-                logprob,
-            }) {
-                break FinishReason::Cancelled;
-            }
-            if stopped {
-                break FinishReason::StopString;
-            }
-            if usage.completion_tokens >= job.max_tokens {
-                break FinishReason::Length;
-            }
-            if let Err(e) = session.push(token) {
-                return Some(JobEvent::Failed { error: e.into() });
+            if let Some(reason) = self.step(session)? {
+                return Ok(reason);
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 expire();
                 last_expire = Instant::now();
             }
         }
-    };
-    if finish != FinishReason::StopString && finish != FinishReason::Cancelled {
-        let tail = stops.push(&decoder.finish());
-        let mut text = match tail {
-            StopOutcome::Continue(t) | StopOutcome::Stopped(t) => t,
+    }
+
+    /// Samples one token and reports it; why the job ends, if this token ends it.
+    fn step(&mut self, session: &mut Session<'_>) -> Result<Option<FinishReason>, EngineError> {
+        let job = &self.p.job;
+        let token = session.sample(&mut self.sampler)?;
+        self.first_token_at.get_or_insert_with(Instant::now);
+        if !job.limits.ignore_eos && self.model.is_end_of_generation(token) {
+            return Ok(Some(FinishReason::EndOfGeneration));
+        }
+        self.usage.completion_tokens += 1;
+        let logprob = job.logprobs.and_then(|n| session.logprobs(token, n).ok());
+        let piece = self.model.token_bytes(token, true).unwrap_or_default();
+        let (text, stopped) = match self.stops.push(&self.decoder.push(&piece)) {
+            StopOutcome::Continue(t) => (t, false),
+            StopOutcome::Stopped(t) => (t, true),
         };
-        text.push_str(&stops.flush());
-        if !text.is_empty() {
-            p.send(JobEvent::Tail { text });
+        if !self.p.send(JobEvent::Token {
+            id: token,
+            text,
+            logprob,
+        }) {
+            return Ok(Some(FinishReason::Cancelled));
+        }
+        if stopped {
+            return Ok(Some(FinishReason::StopString));
+        }
+        if self.usage.completion_tokens >= job.max_tokens {
+            return Ok(Some(FinishReason::Length));
+        }
+        session.push(token)?;
+        Ok(None)
+    }
+
+    /// Sends the text held back (an incomplete character, a possible stop string's
+    /// start) unless a stop string or the client ended the job; the final event.
+    fn finish(mut self, reason: FinishReason, clock: &Clock) -> JobEvent {
+        if reason != FinishReason::StopString && reason != FinishReason::Cancelled {
+            let mut text = match self.stops.push(&self.decoder.finish()) {
+                StopOutcome::Continue(t) | StopOutcome::Stopped(t) => t,
+            };
+            text.push_str(&self.stops.flush());
+            if !text.is_empty() {
+                self.p.send(JobEvent::Tail { text });
+            }
+        }
+        let now = Instant::now();
+        let first = self.first_token_at.unwrap_or(now);
+        JobEvent::Done {
+            finish_reason: reason,
+            usage: self.usage,
+            timings: Timings {
+                queue_wait: clock.queue_wait,
+                prefill: first.saturating_duration_since(clock.started),
+                decode: now.saturating_duration_since(first),
+                started_at: clock.started_at,
+                finished_at: SystemTime::now(),
+            },
         }
     }
-    let now = Instant::now();
-    let first = first_token_at.unwrap_or(now);
-    Some(JobEvent::Done {
-        finish_reason: finish,
-        usage,
-        timings: Timings {
-            queue_wait,
-            prefill: first.saturating_duration_since(started),
-            decode: now.saturating_duration_since(first),
-            started_at,
-            finished_at: SystemTime::now(),
-        },
-    })
 }

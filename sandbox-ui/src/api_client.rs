@@ -102,8 +102,6 @@ pub enum ApiClientError {
     /// The API refused the request.
     #[error("{message}")]
     Refused {
-        /// HTTP status.
-        status: u16,
         /// The API's error message.
         message: String,
     },
@@ -238,10 +236,7 @@ impl ApiClient {
                 Ok(body) => body.error.message,
                 Err(_) => format!("the model server answered {status}"),
             };
-            return Err(ApiClientError::Refused {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(ApiClientError::Refused { message });
         }
         let position = resp
             .headers()
@@ -337,7 +332,6 @@ impl ChatStream {
                 self.ready.push_back(Err(e));
             }
             Ok(StreamEvent::Error(body)) => self.ready.push_back(Err(ApiClientError::Refused {
-                status: 500,
                 message: body.error.message,
             })),
             Ok(StreamEvent::Chunk(chunk)) => {

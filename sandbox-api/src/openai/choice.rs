@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use std::sync::Arc;
 
-use sandbox_core::{EngineError, JobEvent, JobHandle, Service, Timings, TokenLogprob, Usage};
+use sandbox_core::{
+    EngineError, FinishReason, JobEvent, JobHandle, Service, Timings, TokenLogprob, Usage,
+};
 
 use sandbox_core::contract::openai::ToolCall;
 
@@ -153,7 +155,7 @@ impl ChoiceReader {
                     let reason = if calls.is_some() {
                         "tool_calls"
                     } else {
-                        finish_reason.openai_name()
+                        finish_reason_name(finish_reason)
                     };
                     self.ready.push_back(ChoiceEvent::Finish {
                         finish_reason: reason,
@@ -195,5 +197,15 @@ impl ChoiceReader {
         let logprobs = std::mem::take(&mut self.logprobs);
         self.ready
             .push_back(ChoiceEvent::Content { text, logprobs });
+    }
+}
+/// OpenAI's name for why a choice ended: `stop` when the model or a stop string ended
+/// it (or its client, which never reads the name), `length` when a limit cut it off.
+fn finish_reason_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::EndOfGeneration | FinishReason::StopString | FinishReason::Cancelled => {
+            "stop"
+        }
+        FinishReason::Length | FinishReason::Deadline => "length",
     }
 }
