@@ -9,6 +9,8 @@
 //! llama.cpp types never appear in this API: tokens are plain [`TokenId`]s and every
 //! failure is a [`LlamaError`].
 
+#![warn(missing_docs)]
+
 mod backend;
 mod baseline;
 mod error;

@@ -174,7 +174,7 @@ pub enum JobEvent {
     },
     /// Finished.
     Done {
-        /// Why.
+        /// What ended it.
         finish_reason: FinishReason,
         /// Token counts.
         usage: Usage,
@@ -183,7 +183,7 @@ pub enum JobEvent {
     },
     /// Failed; nothing more comes.
     Failed {
-        /// Why.
+        /// What went wrong.
         error: EngineError,
     },
 }

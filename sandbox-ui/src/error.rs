@@ -6,6 +6,7 @@ use actix_web::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::pages::Pages;
 use crate::store::StoreError;
 
 /// What went wrong, in the user's terms.
@@ -138,29 +139,15 @@ impl ResponseError for PageError {
         if self.status_code().is_server_error() {
             tracing::error!(error = %self.0, "page failed");
         }
-        let message = html_escape(&capitalised(&self.0.to_string()));
-        HttpResponse::build(self.status_code())
-            .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-            .body(format!(
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>AI Sandbox</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body class=\"center-page\"><main class=\"card\"><h1>Something went wrong</h1><p class=\"error-text\">{message}</p><p><a href=\"/\">Back to the chat</a></p></main></body></html>"
-            ))
-    }
-}
-
-/// Escapes text for HTML.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        let message = capitalised(&self.0.to_string());
+        match Pages::get().map(|p| p.error(self.status_code(), &message)) {
+            Ok(Ok(page)) => page,
+            // Only if the error page itself cannot be rendered: say it in plain text.
+            _ => HttpResponse::build(self.status_code())
+                .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+                .body(message),
         }
     }
-    out
 }
 
 /// Percent-encodes a path for a query parameter.

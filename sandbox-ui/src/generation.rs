@@ -197,12 +197,14 @@ impl Reservation {
     ) {
         self.armed = false;
         let (owner, g) = (self.owner.clone(), self.generation.clone());
-        actix_web::rt::spawn(owner.finish(g, store, api, request, answer));
+        actix_web::rt::spawn(owner.write_and_release(g, store, api, request, answer));
     }
 }
 
 impl Generations {
-    async fn finish(
+    /// Writes the answer, stores how it ended, frees the conversation, then tells the
+    /// watchers.
+    async fn write_and_release(
         self: Arc<Self>,
         g: Arc<Generation>,
         store: Store,

@@ -3,6 +3,7 @@
 //! answer comes from sandbox-api over HTTP, so chat and API share one model and one
 //! queue.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api_client;
 pub mod assets;

@@ -29,12 +29,12 @@ pub enum StartError {
     Store {
         /// Its folder.
         dir: String,
-        /// Why.
+        /// The database's error.
         source: crate::store::StoreError,
     },
     /// The templates.
     #[error("a page template is broken: {0}")]
-    Templates(#[from] minijinja::Error),
+    Templates(String),
     /// The HTTP client.
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -43,7 +43,7 @@ pub enum StartError {
     Io {
         /// The address.
         addr: String,
-        /// Why.
+        /// The socket error.
         source: std::io::Error,
     },
 }
@@ -81,7 +81,7 @@ pub fn state(cfg: UiConfig) -> Result<AppState, StartError> {
         api: ApiClient::new(&cfg.api_url, cfg.api_key.clone())?,
         login_limit: LoginLimiter::new(cfg.login_attempts_per_minute, Duration::from_secs(60)),
         generations: Arc::new(Generations::default()),
-        pages: Pages::new()?,
+        pages: Pages::get().map_err(|e| StartError::Templates(e.to_string()))?,
         store,
         cfg,
     })

@@ -21,5 +21,5 @@ pub struct AppState {
     /// Failed-login throttle.
     pub login_limit: LoginLimiter,
     /// Templates.
-    pub pages: Pages,
+    pub pages: &'static Pages,
 }

@@ -30,14 +30,14 @@ pub struct HubModel {
     /// File in the repository.
     pub file: String,
     /// Branch, tag or commit.
-    #[serde(default = "main")]
+    #[serde(default = "main_branch")]
     pub revision: String,
     /// Expected sha256; when set, the hub's must match it too.
     #[serde(default)]
     pub sha256: Option<String>,
 }
 
-fn main() -> String {
+fn main_branch() -> String {
     "main".into()
 }
 

@@ -42,7 +42,7 @@ pub enum NotifyError {
     Send {
         /// The notification (`READY=1`, `STATUS`, `STOPPING=1`, `WATCHDOG=1`).
         message: &'static str,
-        /// Why.
+        /// The socket error.
         #[source]
         source: std::io::Error,
     },

@@ -122,6 +122,12 @@ test("pages without a session redirect to the login page; a wrong password is re
   await page.fill('input[name="username"]', USER);
   await page.fill('input[name="password"]', PASSWORD);
   await Promise.all([page.waitForURL(/\/c\/123$/), page.click('button[type="submit"]')]);
+  // No conversation 123 here: the error page, from the templates like every page
+  // (styled, the message escaped, a way back).
+  assert.equal(await page.title(), "This page cannot be shown · AI Sandbox");
+  assert.equal(await page.textContent("main .error-text"), "Conversation not found");
+  assert.match(await page.getAttribute('link[rel="stylesheet"]', "href"), /^\/static\/app\.css\?v=/);
+  assert.equal(await page.getAttribute("main a", "href"), "/");
   const session = (await context.cookies()).find((c) => c.name === "sandbox_session");
   assert.ok(session.httpOnly);
   assert.equal(session.sameSite, "Strict");

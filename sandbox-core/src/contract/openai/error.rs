@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// The error.
+    /// What went wrong, for people and for programs.
     pub error: ErrorObject,
 }
 
