@@ -16,6 +16,32 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
+
+# Installs Debian packages (none given: nothing to do), quietly.
+apt_install() { # PACKAGE...
+    (($#)) || return 0
+    log "apt-get install $*"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Puts rustup's cargo on PATH when rustup installed it (scripts/install-deps does).
+use_rust() {
+    # shellcheck source=/dev/null # rustup's, outside the repository
+    if [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
+}
+
+# llama.cpp's CMake options for its CUDA shared libraries for compute capabilities
+# ARCHS ("89;90"): those of llama-cpp-sys-2's own build (tests, server, app and curl
+# off, common on, no -march=native) with CUDA added, and NCCL off so the libraries need
+# only cudart and cuBLAS. The release and the GPU benchmark build with exactly these,
+# so the benchmark measures what ships.
+llama_cuda_cmake_args() { # ARCHS
+    printf '%s\n' -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON \
+        -DGGML_CUDA_NCCL=OFF "-DCMAKE_CUDA_ARCHITECTURES=$1" -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_COMMON=ON
+}
+
 # "Filename SHA256 Version" of each PACKAGE in a Debian-format package index (apt's
 # Packages file); fails naming the first one that is not there.
 deb_index_lookup() { # INDEX_FILE PACKAGE...
@@ -36,7 +62,6 @@ EOF
 # (They run on an instance from the release's deploy kit, where this file sits next to
 # them, as it does in the repository.)
 
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Where a deployed sandbox keeps its state; tests point them into a container anyway.
 AIS_ETC="${AIS_ETC:-/etc/ai-sandbox}"

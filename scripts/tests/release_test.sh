@@ -21,8 +21,7 @@ pass() { printf 'ok: %s\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 [[ -s "$FIXTURES/smollm2-135m-instruct.gguf" ]] || "$REPO_ROOT/scripts/fixtures/setup"
-# shellcheck source=/dev/null # rustup's, outside the repository
-[[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
+use_rust
 
 # --- build ----------------------------------------------------------------------------
 dist="$work/dist"

@@ -5,8 +5,6 @@
 # set SUITE, MIRROR, SECURITY_MIRROR, PREFETCH, HOST_TOOLS, HOST_FILES and define `bootstrap WORK ROOT`
 # (debootstrap, signature checked) and `apt_sources` (shell that writes the sources).
 
-die() { echo "scripts/tests/$(basename "$0"): $*" >&2; exit 1; }
-
 # Edits to the distribution's script or to this file build a new root.
 cache_key() {
     { cat "$0" "${BASH_SOURCE[0]}"; echo "$MIRROR $SECURITY_MIRROR ${PREFETCH[*]}"; } | sha256sum | cut -c1-12
@@ -17,10 +15,7 @@ install_host_tools() {
     local need=() t
     for t in "${HOST_TOOLS[@]}"; do command -v "${t%%:*}" >/dev/null || need+=("${t#*:}"); done
     for t in "${HOST_FILES[@]}"; do [[ -s "${t%%:*}" ]] || need+=("${t#*:}"); done
-    ((${#need[@]})) || return 0
-    log "apt-get install ${need[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt_install "${need[@]}"
 }
 
 # Runs stdin as a bash script in ROOT, with the host's network (apt needs it), as a plain

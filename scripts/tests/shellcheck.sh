@@ -4,7 +4,7 @@
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-command -v shellcheck >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+command -v shellcheck >/dev/null || apt_install shellcheck
 cd "$REPO_ROOT"
 mapfile -t files < <(git ls-files --cached --others --exclude-standard -- scripts .ci | while read -r f; do
     [[ -f "$f" ]] || continue
