@@ -46,7 +46,7 @@ fn chunk(delta: Delta, finish: Option<&str>) -> String {
 /// request is refused by actix's JSON extractor), and only streams.
 #[post("/v1/chat/completions")]
 async fn chat(answer: web::Data<String>, req: web::Json<ChatCompletionRequest>) -> HttpResponse {
-    if !req.stream || req.messages.is_empty() {
+    if !req.options.stream || req.messages.is_empty() {
         return HttpResponse::BadRequest().json(ErrorBody {
             error: ErrorObject {
                 message: "the fake API serves streamed requests with messages only".into(),

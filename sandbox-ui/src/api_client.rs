@@ -215,10 +215,8 @@ impl ApiClient {
 
     /// Starts `req` as a streamed chat completion (whatever its `stream` says).
     pub async fn chat(&self, req: &ChatCompletionRequest) -> Result<ChatStream, ApiClientError> {
-        let body = ChatCompletionRequest {
-            stream: true,
-            ..req.clone()
-        };
+        let mut body = req.clone();
+        body.options.stream = true;
         let mut call = self
             .http
             .post(format!("{}/v1/chat/completions", self.base))

@@ -1,29 +1,15 @@
 //! Validation of OpenAI request fields and their translation into engine terms.
 
-use std::collections::HashMap;
-
+use sandbox_core::contract::openai::{Content, GenerationOptions, Message, ResponseFormat, Stop};
 use sandbox_core::{
     ChatMessage, Engine, FunctionCall, JobRequest, SamplingParams, ToolCall, Usage,
 };
 use serde_json::Value;
 
 use crate::error::ApiError;
-use sandbox_core::contract::openai::{Content, Message, ResponseFormat, Stop};
 
 /// Most choices one request may ask for (they run one after another).
 pub const MAX_N: u32 = 8;
-
-/// The sampling fields shared by chat and legacy completions.
-pub struct SamplingFields<'a> {
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub top_k: Option<u32>,
-    pub min_p: Option<f32>,
-    pub seed: Option<i64>,
-    pub presence_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub logit_bias: Option<&'a HashMap<String, f32>>,
-}
 
 fn check_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), ApiError> {
     match v {
@@ -37,7 +23,7 @@ fn check_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), ApiEr
 
 /// Sampling settings. Unset fields keep llama.cpp's defaults (temperature 0.8,
 /// top-k 40, top-p 0.95, min-p 0.05); temperature 0 means greedy.
-pub fn sampling(f: &SamplingFields<'_>, engine: &Engine) -> Result<SamplingParams, ApiError> {
+pub fn sampling(f: &GenerationOptions, engine: &Engine) -> Result<SamplingParams, ApiError> {
     check_range("temperature", f.temperature, 0.0, 2.0)?;
     check_range("top_p", f.top_p, 0.0, 1.0)?;
     check_range("min_p", f.min_p, 0.0, 1.0)?;
@@ -66,7 +52,7 @@ pub fn sampling(f: &SamplingFields<'_>, engine: &Engine) -> Result<SamplingParam
     p.seed = f.seed.map(|s| (s as u64 ^ ((s as u64) >> 32)) as u32);
     p.presence_penalty = f.presence_penalty.unwrap_or(0.0);
     p.frequency_penalty = f.frequency_penalty.unwrap_or(0.0);
-    if let Some(bias) = f.logit_bias {
+    if let Some(bias) = &f.logit_bias {
         let n_vocab = engine.model_info().n_vocab;
         for (k, &v) in bias {
             let id: i32 = k.parse().map_err(|_| {
@@ -293,23 +279,6 @@ pub fn choice_job(job: &JobRequest, i: u32) -> JobRequest {
     job.sampling.seed = job.sampling.seed.map(|s| s.wrapping_add(i));
     job
 }
-
-/// Builds [`SamplingFields`] from any request with the usual sampling fields.
-macro_rules! sampling_fields {
-    ($body:expr) => {
-        $crate::openai::convert::SamplingFields {
-            temperature: $body.temperature,
-            top_p: $body.top_p,
-            top_k: $body.top_k,
-            min_p: $body.min_p,
-            seed: $body.seed,
-            presence_penalty: $body.presence_penalty,
-            frequency_penalty: $body.frequency_penalty,
-            logit_bias: $body.logit_bias.as_ref(),
-        }
-    };
-}
-pub(crate) use sampling_fields;
 
 /// Adds one choice's usage to a request's: the prompt counts once, completions add up.
 pub fn add_usage(total: &mut Usage, choice: &Usage, first: bool) {

@@ -7,13 +7,15 @@ use sandbox_core::contract::openai::{
     ASSISTANT, AssistantMessage, COMPLETION_OBJECT, ChatChoice, ChatCompletion,
     ChatCompletionChunk, ChatCompletionRequest, ChatLogprobs, Delta, ToolCall,
 };
-use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
+use sandbox_core::{
+    ChatMessage, Engine, JobRequest, Limits, Prompt, SamplingParams, TokenLogprob, Usage,
+};
 
 use super::generate::{Choice, Generation, Shape, Streamed};
 use crate::error::ApiError;
 use crate::openai::choice::OutputKind;
 use crate::openai::convert;
-use crate::openai::tools::{self, ToolMode};
+use crate::openai::tools::{self, ToolMode, ToolPlan};
 use crate::openai::wire::{self, unix_now};
 use crate::state::{AppState, off_io, request_id};
 
@@ -24,30 +26,68 @@ struct Plan {
     n: u32,
 }
 
+/// `logprobs` and `top_logprobs` as the engine's alternatives per token (`None`: no
+/// log-probabilities).
+fn logprobs(body: &ChatCompletionRequest) -> Result<Option<usize>, ApiError> {
+    match (body.logprobs, body.top_logprobs) {
+        (_, Some(k)) if k > 20 => Err(ApiError::invalid(
+            Some("top_logprobs"),
+            "top_logprobs must be at most 20",
+        )),
+        (false, Some(_)) => Err(ApiError::invalid(
+            Some("top_logprobs"),
+            "top_logprobs requires logprobs to be true",
+        )),
+        (true, k) => Ok(Some(k.unwrap_or(0) as usize)),
+        (false, None) => Ok(None),
+    }
+}
+
+/// The prompt and output of a chat with tools: the model may call them (auto), must
+/// not (the call marker banned), or must (the marker given, the rest under a grammar).
+fn with_tools(
+    messages: Vec<ChatMessage>,
+    p: ToolPlan,
+    sampling: &mut SamplingParams,
+    engine: &Engine,
+    rid: &str,
+) -> Result<(Prompt, OutputKind), ApiError> {
+    let chat = |messages, tools| Prompt::Chat {
+        messages,
+        tools: Some(tools),
+    };
+    Ok(match p.mode {
+        ToolMode::Auto => (chat(messages, p.tools), OutputKind::MaybeToolCalls),
+        ToolMode::Banned(marker) => {
+            sampling.logit_bias.push((marker, f32::NEG_INFINITY));
+            (chat(messages, p.tools), OutputKind::Text)
+        }
+        ToolMode::Forced { grammar, marker } => {
+            if sampling.grammar.is_some() {
+                return Err(ApiError::invalid(
+                    Some("response_format"),
+                    "response_format cannot be combined with a required tool call",
+                ));
+            }
+            sampling.grammar = Some(grammar);
+            let mut tokens = engine
+                .chat_tokens(&messages, Some(&p.tools))
+                .map_err(|e| ApiError::from_engine(&e, rid))?;
+            tokens.push(marker);
+            (Prompt::Tokens(tokens), OutputKind::ToolCalls)
+        }
+    })
+}
+
 fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan, ApiError> {
     let messages = convert::messages(&body.messages)?;
-    let n = convert::choices(body.n)?;
+    let n = convert::choices(body.options.n)?;
     let max_tokens = match body.max_completion_tokens {
         Some(v) => convert::max_tokens(Some(v), "max_completion_tokens")?,
-        None => convert::max_tokens(body.max_tokens, "max_tokens")?,
+        None => convert::max_tokens(body.options.max_tokens, "max_tokens")?,
     };
-    let mut sampling = convert::sampling(&convert::sampling_fields!(body), engine)?;
-    let logprobs = match (body.logprobs, body.top_logprobs) {
-        (_, Some(k)) if k > 20 => {
-            return Err(ApiError::invalid(
-                Some("top_logprobs"),
-                "top_logprobs must be at most 20",
-            ));
-        }
-        (false, Some(_)) => {
-            return Err(ApiError::invalid(
-                Some("top_logprobs"),
-                "top_logprobs requires logprobs to be true",
-            ));
-        }
-        (true, k) => Some(k.unwrap_or(0) as usize),
-        (false, None) => None,
-    };
+    let mut sampling = convert::sampling(&body.options, engine)?;
+    let logprobs = logprobs(body)?;
     sampling.grammar = convert::response_grammar(body.response_format.as_ref())?;
     let tool_plan = tools::plan(
         body.tools.as_deref(),
@@ -76,39 +116,7 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
             },
             OutputKind::Text,
         ),
-        Some(p) => match p.mode {
-            ToolMode::Auto => (
-                Prompt::Chat {
-                    messages,
-                    tools: Some(p.tools),
-                },
-                OutputKind::MaybeToolCalls,
-            ),
-            ToolMode::Banned(marker) => {
-                sampling.logit_bias.push((marker, f32::NEG_INFINITY));
-                (
-                    Prompt::Chat {
-                        messages,
-                        tools: Some(p.tools),
-                    },
-                    OutputKind::Text,
-                )
-            }
-            ToolMode::Forced { grammar, marker } => {
-                if sampling.grammar.is_some() {
-                    return Err(ApiError::invalid(
-                        Some("response_format"),
-                        "response_format cannot be combined with a required tool call",
-                    ));
-                }
-                sampling.grammar = Some(grammar);
-                let mut tokens = engine
-                    .chat_tokens(&messages, Some(&p.tools))
-                    .map_err(|e| ApiError::from_engine(&e, rid))?;
-                tokens.push(marker);
-                (Prompt::Tokens(tokens), OutputKind::ToolCalls)
-            }
-        },
+        Some(p) => with_tools(messages, p, &mut sampling, engine, rid)?,
     };
     Ok(Plan {
         job: JobRequest {
@@ -116,7 +124,7 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
             sampling,
             limits: Limits {
                 max_tokens,
-                stop: convert::stops(body.stop.as_ref())?,
+                stop: convert::stops(body.options.stop.as_ref())?,
                 ..Limits::default()
             },
             logprobs,
@@ -155,8 +163,9 @@ pub async fn completions(
     };
     let generation = Generation::new(state, plan.job, plan.kind, plan.n, first, rid);
     let streamed = body
+        .options
         .stream
-        .then(|| Streamed::from(body.stream_options.as_ref()));
+        .then(|| Streamed::from(body.options.stream_options.as_ref()));
     generation.respond(shape, streamed).await
 }
 

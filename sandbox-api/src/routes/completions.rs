@@ -59,15 +59,16 @@ fn job(
         ));
     }
     let (prompt, text) = prompt(&body.prompt)?;
-    let sampling = convert::sampling(&convert::sampling_fields!(body), engine)?;
+    let sampling = convert::sampling(&body.options, engine)?;
     let job = JobRequest {
         prompt,
         sampling,
         limits: Limits {
             max_tokens: Some(
-                convert::max_tokens(body.max_tokens, "max_tokens")?.unwrap_or(DEFAULT_MAX_TOKENS),
+                convert::max_tokens(body.options.max_tokens, "max_tokens")?
+                    .unwrap_or(DEFAULT_MAX_TOKENS),
             ),
-            stop: convert::stops(body.stop.as_ref())?,
+            stop: convert::stops(body.options.stop.as_ref())?,
             ..Limits::default()
         },
         logprobs: body.logprobs.map(|k| k as usize),
@@ -84,7 +85,7 @@ pub async fn completions(
     let rid = request_id(&req);
     state.engine()?;
     state.check_model(&body.model)?;
-    let n = convert::choices(body.n)?;
+    let n = convert::choices(body.options.n)?;
     let body = std::sync::Arc::new(body.into_inner());
     let (st, b, r) = (state.clone(), std::sync::Arc::clone(&body), rid.clone());
     let (job, prompt_text, first) = off_io(&rid, move || {
@@ -112,8 +113,9 @@ pub async fn completions(
     };
     let generation = Generation::new(state, job, OutputKind::Text, n, first, rid);
     let streamed = body
+        .options
         .stream
-        .then(|| Streamed::from(body.stream_options.as_ref()));
+        .then(|| Streamed::from(body.options.stream_options.as_ref()));
     generation.respond(shape, streamed).await
 }
 

@@ -13,11 +13,10 @@ use crate::error::{PageError, UiError};
 use crate::generation::{Reservation, UiEvent};
 use crate::session::LoggedIn;
 use crate::state::AppState;
-use crate::store::{Conversation, DEFAULT_TITLE, Message, MessageStatus, Store};
-use sandbox_core::contract::openai::{self, ASSISTANT, ChatCompletionRequest};
+use crate::store::{Conversation, DEFAULT_TITLE, MessageStatus};
 
-/// The longest message the UI accepts, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 100_000;
+pub use super::exchange::MAX_MESSAGE_CHARS;
+use super::exchange::{message_text, prepare};
 
 /// Renders the chat page for `current` (none: a new, not yet stored chat).
 fn chat_page(
@@ -132,124 +131,6 @@ pub struct SendRequest {
     settings: Option<ChatSettings>,
 }
 
-/// The stored side of an exchange, ready to stream.
-struct Prepared {
-    conversation: Conversation,
-    user_seq: Option<u64>,
-    answer: Message,
-    request: ChatCompletionRequest,
-}
-
-fn message_text(body: &SendRequest) -> Result<String, UiError> {
-    let text = body.content.as_deref().unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err(UiError::BadRequest("The message is empty.".into()));
-    }
-    let n = text.chars().count();
-    if n > MAX_MESSAGE_CHARS {
-        return Err(UiError::BadRequest(format!(
-            "The message has {n} characters; the limit is {MAX_MESSAGE_CHARS}."
-        )));
-    }
-    Ok(text.to_owned())
-}
-
-/// Stores the user's side (flushed before the model sees it) and the empty answer.
-fn prepare(
-    store: &Store,
-    mut c: Conversation,
-    body: &SendRequest,
-    model: String,
-) -> Result<Prepared, UiError> {
-    let history = store.messages(c.id)?;
-    let mut user_seq = None;
-    let mut continued = None;
-    match body.action.as_str() {
-        "send" => {
-            let text = message_text(body)?;
-            user_seq = Some(
-                store
-                    .add_message(&mut c, "user", &text, MessageStatus::Complete)?
-                    .seq,
-            );
-        }
-        "regenerate" => {
-            let last = history
-                .last()
-                .ok_or_else(|| UiError::BadRequest("There is no answer to regenerate.".into()))?;
-            if last.role == "assistant" {
-                store.truncate(c.id, last.seq)?;
-            }
-        }
-        "edit" => {
-            let text = message_text(body)?;
-            let last_user = history
-                .iter()
-                .rev()
-                .find(|m| m.role == "user")
-                .ok_or_else(|| UiError::BadRequest("There is no question to edit.".into()))?;
-            store.truncate(c.id, last_user.seq)?;
-            user_seq = Some(
-                store
-                    .add_message(&mut c, "user", &text, MessageStatus::Complete)?
-                    .seq,
-            );
-        }
-        "continue" => {
-            let last = history
-                .last()
-                .filter(|m| {
-                    m.role == "assistant"
-                        && matches!(m.status, MessageStatus::Truncated | MessageStatus::Stopped)
-                })
-                .ok_or_else(|| {
-                    UiError::BadRequest("There is no cut-off answer to continue.".into())
-                })?;
-            let mut answer = last.clone();
-            // The model writes the space before its next word itself.
-            answer.content.truncate(answer.content.trim_end().len());
-            answer.status = MessageStatus::Streaming;
-            answer.error = None;
-            store.update_message(&answer)?;
-            continued = Some(answer);
-        }
-        other => {
-            return Err(UiError::BadRequest(format!(
-                "Unknown action {other:?}: use send, regenerate, edit or continue."
-            )));
-        }
-    }
-    let mut messages: Vec<openai::Message> = c
-        .system_prompt
-        .iter()
-        .map(|s| openai::Message::text("system", s.clone()))
-        .collect();
-    messages.extend(store.messages(c.id)?.into_iter().map(|m| {
-        let role = if m.role == "user" { "user" } else { ASSISTANT };
-        openai::Message::text(role, m.content)
-    }));
-    let continue_final_message = continued.is_some();
-    let answer = match continued {
-        Some(a) => a,
-        None => store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?,
-    };
-    let request = ChatCompletionRequest {
-        model,
-        messages,
-        temperature: c.temperature,
-        max_tokens: c.max_tokens,
-        continue_final_message,
-        stream: true,
-        ..ChatCompletionRequest::default()
-    };
-    Ok(Prepared {
-        conversation: c,
-        user_seq,
-        answer,
-        request,
-    })
-}
-
 fn sse_line(ev: &UiEvent) -> Bytes {
     Bytes::from(format!(
         "data: {}\n\n",
@@ -315,7 +196,7 @@ pub async fn send(
                     "A new chat starts with a message.".into(),
                 ));
             }
-            message_text(&body)?;
+            message_text(body.content.as_deref())?;
             if let Some(s) = &body.settings {
                 s.validate()?;
             }
@@ -334,9 +215,17 @@ pub async fn send(
     let id = conversation.id;
     // On an error (or if this request is dropped meanwhile) the reservation is given
     // back as it goes out of scope.
-    let prepared = web::block(move || prepare(&store, conversation, &body, model))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))??;
+    let prepared = web::block(move || {
+        prepare(
+            &store,
+            conversation,
+            &body.action,
+            body.content.as_deref(),
+            model,
+        )
+    })
+    .await
+    .map_err(|e| UiError::Internal(e.to_string()))??;
     let start = UiEvent::Start {
         conversation: id.to_string(),
         title: prepared.conversation.title.clone(),

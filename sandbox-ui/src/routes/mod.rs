@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod chat;
 pub mod conversations;
+mod exchange;
 pub mod status;

@@ -12,9 +12,9 @@ mod response;
 pub use chunk::{ChatCompletionChunk, ChunkChoice, Delta, StreamEvent};
 pub use error::{ErrorBody, ErrorObject, codes};
 pub use request::{
-    ChatCompletionRequest, CompletionRequest, Content, FunctionDef, JsonSchemaSpec, Message,
-    NamedFunction, NamedToolChoice, PromptField, ResponseFormat, Stop, StreamOptions, Tool,
-    ToolChoice,
+    ChatCompletionRequest, CompletionRequest, Content, FunctionDef, GenerationOptions,
+    JsonSchemaSpec, Message, NamedFunction, NamedToolChoice, PromptField, ResponseFormat, Stop,
+    StreamOptions, Tool, ToolChoice,
 };
 pub use response::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatLogprobs, FunctionCall, LegacyLogprobs,

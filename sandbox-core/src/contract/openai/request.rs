@@ -18,19 +18,14 @@ pub(super) fn function_type() -> String {
     "function".into()
 }
 
-/// `POST /v1/chat/completions`.
+/// What both endpoints take beyond their prompt: how many answers, how long, how
+/// sampled, when to stop, and whether to stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletionRequest {
-    /// The model asked for (any name is served unless strict ids are configured).
-    pub model: String,
-    /// The conversation so far.
-    pub messages: Vec<Message>,
-    /// Answer length limit (older name of `max_completion_tokens`).
+pub struct GenerationOptions {
+    /// Answer length limit (chat: the older name of `max_completion_tokens`;
+    /// completions: default 16, as OpenAI's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// Answer length limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_completion_tokens: Option<u32>,
     /// Sampling temperature (0: greedy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
@@ -61,6 +56,27 @@ pub struct ChatCompletionRequest {
     /// Token id (as text) to bias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_bias: Option<HashMap<String, f32>>,
+    /// llama.cpp extension: sample among the k most likely tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// llama.cpp extension: drop tokens below this fraction of the most likely one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f32>,
+}
+
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// The model asked for (any name is served unless strict ids are configured).
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// Length, sampling, stops, streaming.
+    #[serde(flatten)]
+    pub options: GenerationOptions,
+    /// Answer length limit (wins over `max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
     /// Return each token's log-probability.
     #[serde(default, skip_serializing_if = "is_false")]
     pub logprobs: bool,
@@ -79,12 +95,6 @@ pub struct ChatCompletionRequest {
     /// Allow several calls in one answer (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
-    /// llama.cpp extension: sample among the k most likely tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// llama.cpp extension: drop tokens below this fraction of the most likely one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_p: Option<f32>,
     /// vLLM extension: go on with the last message, the assistant's, instead of
     /// answering it (the chat UI's "Continue" of a cut-off answer).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -98,39 +108,9 @@ pub struct CompletionRequest {
     pub model: String,
     /// The text (or tokens) to continue.
     pub prompt: PromptField,
-    /// Answer length limit (default 16, as OpenAI's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
-    /// Nucleus sampling mass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f32>,
-    /// How many answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<u32>,
-    /// Answer as server-sent events.
-    #[serde(default)]
-    pub stream: bool,
-    /// What a stream adds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_options: Option<StreamOptions>,
-    /// Texts that end the answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop: Option<Stop>,
-    /// Sampling seed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<i64>,
-    /// Penalty on tokens already present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presence_penalty: Option<f32>,
-    /// Penalty growing with each token's count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frequency_penalty: Option<f32>,
-    /// Token id (as text) to bias.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logit_bias: Option<HashMap<String, f32>>,
+    /// Length, sampling, stops, streaming.
+    #[serde(flatten)]
+    pub options: GenerationOptions,
     /// Alternatives per token (at most 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<u32>,
@@ -143,12 +123,6 @@ pub struct CompletionRequest {
     /// Server-side best-of (refused above 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_of: Option<u32>,
-    /// llama.cpp extension: sample among the k most likely tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// llama.cpp extension: drop tokens below this fraction of the most likely one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_p: Option<f32>,
 }
 
 /// What a stream adds.
@@ -308,8 +282,11 @@ mod tests {
         let req = ChatCompletionRequest {
             model: "m".into(),
             messages: vec![Message::text("user", "Hi")],
-            max_tokens: Some(5),
-            stream: true,
+            options: GenerationOptions {
+                max_tokens: Some(5),
+                stream: true,
+                ..GenerationOptions::default()
+            },
             continue_final_message: true,
             ..ChatCompletionRequest::default()
         };
@@ -333,6 +310,14 @@ mod tests {
             Some(ResponseFormat::JsonSchema { .. })
         ));
         let wrong_type = json!({"model": "m", "messages": [], "max_tokens": "5"});
-        assert!(serde_json::from_value::<ChatCompletionRequest>(wrong_type).is_err());
+        let err = serde_json::from_value::<ChatCompletionRequest>(wrong_type).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        let numbers =
+            json!({"model": "m", "messages": [], "temperature": 1, "seed": 3, "top_p": 0.5});
+        let read: ChatCompletionRequest = serde_json::from_value(numbers).unwrap();
+        assert_eq!(
+            (read.options.temperature, read.options.seed),
+            (Some(1.0), Some(3))
+        );
     }
 }
