@@ -1,5 +1,7 @@
 //! Prometheus text-format metrics, kept by hand: a few counters, two histograms and
-//! gauges read from the engine at scrape time.
+//! gauges read from the engine at scrape time. `render` is one long function on
+//! purpose: it is the exposition itself, one metric after another in the order a
+//! scrape shows them, and reads best as that list.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -69,9 +69,9 @@ fn notify_systemd(notifier: &Notifier, service: &Arc<Service>) {
     }));
 }
 
-/// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.
-pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
-    let notifier = Notifier::from_env();
+/// The model service, the model's download (if it comes from the hub) and load
+/// started in the background.
+fn start_model(cfg: &ApiConfig) -> Arc<Service> {
     let service = Service::new();
     match cfg.source() {
         ModelSource::Local(_) => service.load_in_background(cfg.engine.clone()),
@@ -82,6 +82,49 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
             service.fetch_and_load_in_background(store, model, cfg.engine.clone());
         }
     }
+    service
+}
+
+/// The routes: `/health` and `/ready` open, `/metrics` and `/v1` behind the keys,
+/// every request logged and counted.
+fn app(
+    state: web::Data<AppState>,
+    limit: usize,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(json_config(limit))
+        .service(system::health)
+        .service(system::ready)
+        .service(
+            web::resource("/metrics")
+                .wrap(from_fn(authenticate))
+                .route(web::get().to(system::metrics)),
+        )
+        .service(
+            web::scope("/v1")
+                .wrap(from_fn(authenticate))
+                .service(models::list)
+                .service(models::retrieve)
+                .service(chat::completions)
+                .service(completions::completions),
+        )
+        .default_service(web::to(not_found))
+        .wrap(from_fn(observe))
+}
+
+/// Starts loading the model, binds, serves until SIGTERM/SIGINT, then stops the engine.
+pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
+    let notifier = Notifier::from_env();
+    let service = start_model(&cfg);
     let keys = ApiKeys::new(&cfg.api_keys);
     if keys.is_open() {
         tracing::warn!(
@@ -98,45 +141,24 @@ pub async fn run(cfg: ApiConfig) -> std::io::Result<()> {
         started: unix_now(),
     });
     let limit = cfg.max_body_bytes;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(json_config(limit))
-            .service(system::health)
-            .service(system::ready)
-            .service(
-                web::resource("/metrics")
-                    .wrap(from_fn(authenticate))
-                    .route(web::get().to(system::metrics)),
-            )
-            .service(
-                web::scope("/v1")
-                    .wrap(from_fn(authenticate))
-                    .service(models::list)
-                    .service(models::retrieve)
-                    .service(chat::completions)
-                    .service(completions::completions),
-            )
-            .default_service(web::to(not_found))
-            .wrap(from_fn(observe))
-    })
-    // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds
-    // each one back until the client's delayed ACK (~40 ms).
-    .on_connect(|conn, _ext| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
-    // A client that closes its side (FIN: what an SDK's timeout or retry does) has given
-    // up on the answer; by default actix keeps serving a half-closed connection, and a
-    // plain request then held the engine for nobody until its last token.
-    .h1_allow_half_closed(false)
-    // The stop sequence is ours (`stop_on_signal`): actix's own would only wait, then
-    // cut every connection off without a word.
-    .disable_signals()
-    // Room for the grace period plus writing the last events and error bodies.
-    .shutdown_timeout(cfg.shutdown_grace_seconds + 5)
-    .bind(cfg.listen)?;
+    let server = HttpServer::new(move || app(state.clone(), limit))
+        // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds
+        // each one back until the client's delayed ACK (~40 ms).
+        .on_connect(|conn, _ext| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        // A client that closes its side (FIN: what an SDK's timeout or retry does) has given
+        // up on the answer; by default actix keeps serving a half-closed connection, and a
+        // plain request then held the engine for nobody until its last token.
+        .h1_allow_half_closed(false)
+        // The stop sequence is ours (`stop_on_signal`): actix's own would only wait, then
+        // cut every connection off without a word.
+        .disable_signals()
+        // Room for the grace period plus writing the last events and error bodies.
+        .shutdown_timeout(cfg.shutdown_grace_seconds + 5)
+        .bind(cfg.listen)?;
     for addr in server.addrs() {
         tracing::info!(listen = %addr, model_id = %cfg.served_model_id(), "sandbox-api listening");
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod generation;
 pub mod login_limit;
 pub mod middleware;
+pub mod model_status;
 pub mod pages;
 pub mod routes;
 pub mod server;
