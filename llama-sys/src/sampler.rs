@@ -71,7 +71,22 @@ pub struct Sampler {
     pub(crate) greedy_bias: Option<Vec<(TokenId, f32)>>,
 }
 
+// SAFETY: a llama.cpp sampler chain is heap state owned by this value alone, with no
+// thread affinity (no thread-locals; the grammar sampler only reads the model's
+// vocabulary, which is immutable and shared across threads as `LlamaModel` is). Moving
+// it to another thread is therefore sound. It stays `!Sync`: `sample` mutates it.
+unsafe impl Send for Sampler {}
+
 impl Sampler {
+    /// Plain greedy decoding, without a model: the arg-max of the logits. A placeholder
+    /// where a sampler must be, and what a greedy job without biases builds anyway.
+    pub fn greedy() -> Self {
+        Self {
+            inner: LlamaSampler::greedy(),
+            greedy_bias: Some(Vec::new()),
+        }
+    }
+
     /// Builds the chain: logit bias, grammar, penalties, then either greedy or
     /// top-k → top-p → min-p → temperature → random draw.
     pub fn new(model: &Model, params: &SamplingParams) -> Result<Self, LlamaError> {

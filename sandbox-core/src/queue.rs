@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use llama_sys::{SamplingParams, TokenId};
+use llama_sys::{Sampler, TokenId};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::EngineError;
@@ -19,11 +19,12 @@ const INITIAL_JOB_ESTIMATE: Duration = Duration::from_secs(5);
 /// heartbeat).
 pub(crate) const IDLE_WAKE: Duration = Duration::from_millis(250);
 
-/// A job that passed validation: tokenized, limits resolved.
+/// A job that passed validation: tokenized, limits resolved, its sampler built (once,
+/// before it is queued, so a bad grammar or bias is refused at once).
 #[derive(Debug)]
 pub(crate) struct PreparedJob {
     pub tokens: Vec<TokenId>,
-    pub sampling: SamplingParams,
+    pub sampler: Sampler,
     pub limits: Limits,
     pub max_tokens: usize,
     pub logprobs: Option<usize>,
@@ -353,7 +354,7 @@ mod tests {
     fn job() -> PreparedJob {
         PreparedJob {
             tokens: vec![1],
-            sampling: SamplingParams::default(),
+            sampler: Sampler::greedy(),
             limits: Limits::default(),
             max_tokens: 1,
             logprobs: None,

@@ -20,7 +20,7 @@ const EXPIRE_EVERY: Duration = Duration::from_millis(200);
 pub(crate) fn run(
     session: &mut Session<'_>,
     model: &Model,
-    p: &Pending,
+    p: &mut Pending,
     expire: &dyn Fn(),
     beat: &dyn Fn(),
 ) -> Option<JobEvent> {
@@ -38,14 +38,16 @@ pub(crate) fn run(
     p.send(JobEvent::Started {
         prompt_tokens: p.job.tokens.len(),
     });
-    let outcome = Run::new(model, p).and_then(|mut run| {
+    let sampler = std::mem::replace(&mut p.job.sampler, Sampler::greedy());
+    let mut run = Run::new(model, p, sampler);
+    let outcome = (|| {
         let finish = if run.prefill(session, beat)? {
             run.decode(session, expire, beat)?
         } else {
             run.interruption().unwrap_or(FinishReason::Cancelled)
         };
         Ok(run.finish(finish, &clock))
-    });
+    })();
     Some(outcome.unwrap_or_else(|error| JobEvent::Failed { error }))
 }
 
@@ -80,19 +82,13 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(model: &'a Model, p: &'a Pending) -> Result<Self, EngineError> {
+    /// The job `p`, sampled by `sampler` (taken from it: built when it was prepared).
+    fn new(model: &'a Model, p: &'a Pending, sampler: Sampler) -> Self {
         let job = &p.job;
-        let mut sampling = job.sampling.clone();
-        if job.limits.ignore_eos {
-            let eog = &model.info().end_of_generation;
-            sampling
-                .logit_bias
-                .extend(eog.iter().map(|&t| (t, f32::NEG_INFINITY)));
-        }
-        Ok(Self {
+        Self {
             model,
             p,
-            sampler: Sampler::new(model, &sampling)?,
+            sampler,
             deadline: job.limits.deadline.map(|d| p.submitted + d),
             usage: Usage {
                 prompt_tokens: job.tokens.len(),
@@ -101,7 +97,7 @@ impl<'a> Run<'a> {
             decoder: PieceDecoder::new(job.strip_leading_space),
             stops: StopMatcher::new(&job.limits.stop),
             first_token_at: None,
-        })
+        }
     }
 
     /// Why the job must stop now, if it must: its client went away, or its deadline

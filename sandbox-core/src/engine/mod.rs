@@ -195,10 +195,10 @@ fn engine_thread(
             return;
         }
     };
-    while let Some(pending) = queue.pop(&beat) {
+    while let Some(mut pending) = queue.pop(&beat) {
         let span = tracing::debug_span!("job", id = pending.id);
         let _enter = span.enter();
-        let last = match runner::run(&mut session, model, &pending, &|| queue.expire(), &beat) {
+        let last = match runner::run(&mut session, model, &mut pending, &|| queue.expire(), &beat) {
             // Cut off by a shutdown, not by its client: tell the client so.
             Some(JobEvent::Done {
                 finish_reason: FinishReason::Cancelled,

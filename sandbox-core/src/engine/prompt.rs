@@ -202,11 +202,16 @@ impl Engine {
             }
             None => room,
         };
-        // Build the sampler once here so a bad grammar or bias is refused before queueing.
-        Sampler::new(&self.model, &request.sampling)?;
+        let mut sampling = request.sampling;
+        if request.limits.ignore_eos {
+            let eog = &info.end_of_generation;
+            sampling
+                .logit_bias
+                .extend(eog.iter().map(|&t| (t, f32::NEG_INFINITY)));
+        }
         Ok(PreparedJob {
             tokens,
-            sampling: request.sampling,
+            sampler: Sampler::new(&self.model, &sampling)?,
             max_tokens,
             limits: request.limits,
             logprobs: request.logprobs,
