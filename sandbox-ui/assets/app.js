@@ -22,14 +22,29 @@
 
   // ---- helpers --------------------------------------------------------------
 
+  // What the page says when the chat server itself cannot be reached (the browser's
+  // own words, "Failed to fetch" and the like, mean nothing to a chat user).
+  const CHAT_SERVER_DOWN = "The chat server is not answering. It restarts by itself; this page reconnects as soon as it is back.";
+
+  // A failed request: `offline` when the chat server could not be reached at all,
+  // `status` when it answered with an error.
+  function failure(message, fields) {
+    return Object.assign(new Error(message), fields);
+  }
+
   async function post(path, body) {
-    const resp = await fetch(path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body || {}),
-    });
-    if (resp.status === 401) { toLogin(); throw new Error("Your session has ended."); }
-    if (!resp.ok) throw new Error(await errorText(resp));
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body || {}),
+      });
+    } catch (_) {
+      throw failure(CHAT_SERVER_DOWN, { offline: true });
+    }
+    if (resp.status === 401) { toLogin(); throw failure("Your session has ended.", { status: 401 }); }
+    if (!resp.ok) throw failure(await errorText(resp), { status: resp.status });
     return resp;
   }
 
@@ -287,12 +302,50 @@
       if (continued) setStatus(continued, before); else answer.remove();
       if (question) { question.remove(); input.value = text; autosize(); }
       removed.forEach((n) => messages.appendChild(n));
-      showError(e.message);
       setBusy(false);
+      notSent(e, action, text);
       return;
     }
     pendingSettings = null;
     await follow(resp, answer);
+  }
+
+  // Says once, in plain words, why nothing was sent. The model's state is the banner's
+  // to tell (refreshed now), so the box only says what became of the message; when the
+  // chat server itself is down, the message goes out by itself once it is back.
+  function notSent(e, action, text) {
+    if (e.offline) {
+      showBanner({ state: "unreachable", headline: CHAT_SERVER_DOWN });
+      showError(answeringAction(action)
+        ? "Not sent yet: your message is kept and goes out as soon as the chat server is back."
+        : "Not done yet: it is tried again as soon as the chat server is back.");
+      whenBack(() => {
+        showError("");
+        if (answeringAction(action) && input.value !== text) return; // the user changed it
+        send(action);
+      });
+    } else if (e.status === 503) {
+      pollStatus(true);
+      showError(answeringAction(action)
+        ? "Not sent: your message is still in the box. Send it again once the model is ready (see above)."
+        : "Not done: try again once the model is ready (see above).");
+    } else {
+      showError(e.message);
+    }
+  }
+
+  function answeringAction(action) { return action === "send" || action === "edit"; }
+
+  // Calls `then` once the chat server answers again (checked every second).
+  function whenBack(then) {
+    const check = async () => {
+      try {
+        const r = await fetch("/health", { cache: "no-store" });
+        if (r.ok) { pollStatus(true); then(); return; }
+      } catch (_) { /* still down */ }
+      setTimeout(check, 1000);
+    };
+    setTimeout(check, 1000);
   }
 
   async function stop() {
@@ -311,8 +364,17 @@
     const answer = lastOf("assistant");
     if (!answer) return;
     answer._raw = "";
+    answer.querySelectorAll(".status-note").forEach((n) => n.remove());
+    typing(answer);
     setBusy(true);
-    const resp = await fetch("/app/c/" + conversation + "/stream");
+    let resp;
+    try {
+      resp = await fetch("/app/c/" + conversation + "/stream");
+    } catch (_) {
+      setStatus(answer, "failed", CHAT_SERVER_DOWN + " Reload the page then to see the answer.");
+      setBusy(false);
+      return;
+    }
     if (!resp.ok) { setBusy(false); return; }
     await follow(resp, answer);
   }
@@ -389,7 +451,10 @@
         const resp = await post("/app/c/" + id + "/rename", { title: name });
         const body = await resp.json();
         li.querySelector(".conv-link").textContent = body.title;
-        if (id === conversation) { $("chat-title").textContent = body.title; }
+        if (id === conversation) {
+          $("chat-title").textContent = body.title;
+          document.title = body.title + " · AI Sandbox";
+        }
       } else if (button.classList.contains("delete")) {
         if (!confirm("Delete “" + title + "” and all its messages? This cannot be undone.")) return;
         await post("/app/c/" + id + "/delete");
@@ -401,25 +466,24 @@
     }
   });
 
+
   function toggleSidebar(open) {
     document.body.classList.toggle("sidebar-open", open);
   }
   $("menu").addEventListener("click", () => toggleSidebar(!document.body.classList.contains("sidebar-open")));
   $("scrim").addEventListener("click", () => toggleSidebar(false));
 
+  // A chat stored for the first time gets its Export menu.
   function addExportLinks() {
-    const bar = document.querySelector(".head-actions");
-    bar.querySelectorAll("a.button").forEach((n) => n.remove());
-    for (const [id, ext, label] of [["export-md", "md", "Export .md"], ["export-json", "json", ".json"]]) {
-      const a = document.createElement("a");
-      a.className = "button";
-      a.id = id;
-      a.href = "/c/" + conversation + "/export." + ext;
-      a.setAttribute("download", "");
-      a.textContent = label;
-      bar.appendChild(a);
-    }
+    const menu = $("export-menu");
+    menu.hidden = false;
+    $("export-md").href = "/c/" + conversation + "/export.md";
+    $("export-json").href = "/c/" + conversation + "/export.json";
   }
+  // The menu closes after a choice, and when the user clicks elsewhere.
+  const exportMenu = $("export-menu");
+  exportMenu.addEventListener("click", (e) => { if (e.target.closest("a")) exportMenu.open = false; });
+  document.addEventListener("click", (e) => { if (!exportMenu.contains(e.target)) exportMenu.open = false; });
 
   // ---- per-chat settings ----------------------------------------------------
 
@@ -474,38 +538,42 @@
     } else if (s.state === "loading") {
       text.textContent = "Loading the model into memory… " + (s.message || "");
       banner.appendChild(text);
-    } else if (s.state === "error") {
-      // The headline is for a chat user; the server's own words for an administrator.
+    } else {
+      // error, unreachable: the headline is for a chat user; the server's own words,
+      // when there are any, for an administrator.
       text.textContent = s.headline;
       banner.appendChild(text);
-      const details = document.createElement("details");
-      const summary = document.createElement("summary");
-      summary.textContent = "Details";
-      const why = document.createElement("p");
-      why.textContent = s.message;
-      details.append(summary, why);
-      banner.appendChild(details);
-    } else {
-      text.textContent = s.message + " Retrying in " + s.retry_seconds + " s.";
-      banner.appendChild(text);
+      if (s.message) {
+        const details = document.createElement("details");
+        const summary = document.createElement("summary");
+        summary.textContent = "Details";
+        const why = document.createElement("p");
+        why.textContent = s.message;
+        details.append(summary, why);
+        banner.appendChild(details);
+      }
     }
     banner.hidden = false;
   }
 
-  async function pollStatus() {
-    let next = 5;
+  // Asks for the model's state every `retry_seconds` (2 s while all is well, so an
+  // outage shows at once); `now` asks at once, outside that rhythm.
+  let pollTimer = null;
+  async function pollStatus(now) {
+    if (now && pollTimer) clearTimeout(pollTimer);
+    let next = 2;
     try {
-      const resp = await fetch("/app/status");
+      const resp = await fetch("/app/status", { cache: "no-store" });
       if (resp.status === 401) return toLogin();
       if (resp.ok) {
         const s = await resp.json();
         showBanner(s);
-        next = s.retry_seconds || 5;
+        next = s.retry_seconds || 2;
       }
     } catch (_) {
-      showBanner({ state: "unreachable", message: "The chat server is not answering.", retry_seconds: next });
+      showBanner({ state: "unreachable", headline: CHAT_SERVER_DOWN });
     }
-    setTimeout(pollStatus, next * 1000);
+    pollTimer = setTimeout(pollStatus, next * 1000);
   }
 
   // ---- start ----------------------------------------------------------------

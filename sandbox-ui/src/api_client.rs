@@ -128,7 +128,9 @@ impl ApiClient {
     pub async fn ready_model(&self) -> Result<String, ApiClientError> {
         match self.status().await {
             ModelStatus::Ready { model, .. } => Ok(model),
-            ModelStatus::Unreachable { message } => Err(ApiClientError::NotReady(message)),
+            unreachable @ ModelStatus::Unreachable { .. } => Err(ApiClientError::NotReady(
+                unreachable.headline().unwrap_or_default().to_owned(),
+            )),
             ModelStatus::Downloading { progress, message } => {
                 let pct = progress.map_or(String::new(), |p| format!(" ({:.0} %)", p * 100.0));
                 Err(ApiClientError::NotReady(format!(

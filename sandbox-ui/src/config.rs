@@ -43,7 +43,8 @@ pub struct UiConfig {
     pub secure_cookies: SecureCookies,
     /// Login attempts allowed per minute, per client address and per user name.
     pub login_attempts_per_minute: u32,
-    /// A line shown under the login form (e.g. where the install put the password).
+    /// What "Forgot the password?" under the login form opens (e.g. where the install
+    /// put the password).
     pub login_hint: String,
 }
 
@@ -58,7 +59,8 @@ impl Default for UiConfig {
             session_hours: 24 * 7,
             secure_cookies: SecureCookies::Auto,
             login_attempts_per_minute: 5,
-            login_hint: "Forgot the password? On the server run: sandbox-ui user set NAME".into(),
+            login_hint:
+                "An administrator can set a new one on the server: sandbox-ui user set NAME".into(),
         }
     }
 }
@@ -120,7 +122,7 @@ pub struct ServeArgs {
     /// Login attempts allowed per minute, per client address and per user name [default: 5].
     #[arg(long, env = "SANDBOX_UI_LOGIN_ATTEMPTS")]
     pub login_attempts_per_minute: Option<u32>,
-    /// A line shown under the login form, e.g. where the installer put the password.
+    /// What "Forgot the password?" under the login form opens, e.g. where the installer put the password.
     #[arg(long, env = "SANDBOX_UI_LOGIN_HINT")]
     pub login_hint: Option<String>,
 }

@@ -39,7 +39,7 @@ pub enum ModelStatus {
     },
     /// sandbox-api does not answer.
     Unreachable {
-        /// Why, in the user's terms.
+        /// Where and why, for an administrator.
         message: String,
     },
 }
@@ -57,11 +57,17 @@ impl ModelStatus {
         .seconds()
     }
 
-    /// What a failed model means for a chat user, in one sentence (the server's own
-    /// words are for an administrator).
+    /// What a failed or unreachable model means for a chat user, in one sentence (the
+    /// server's own words are for an administrator, behind "Details").
     pub fn headline(&self) -> Option<&'static str> {
-        let Self::Error { kind, .. } = self else {
-            return None;
+        let kind = match self {
+            Self::Error { kind, .. } => kind,
+            Self::Unreachable { .. } => {
+                return Some(
+                    "The AI model is not answering right now. It restarts by itself; this page reconnects as soon as it is back.",
+                );
+            }
+            _ => return None,
         };
         Some(match kind {
             ModelErrorKind::DownloadFailed => "The model could not be downloaded.",

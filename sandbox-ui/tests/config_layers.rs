@@ -91,7 +91,7 @@ const SETTINGS: &[Setting] = &[
         file: "\"a\"",
         env_value: "b",
         expect: [
-            "\"Forgot the password? On the server run: sandbox-ui user set NAME\"",
+            "\"An administrator can set a new one on the server: sandbox-ui user set NAME\"",
             "\"a\"",
             "\"b\"",
             "\"c\"",

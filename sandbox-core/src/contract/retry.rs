@@ -19,7 +19,8 @@ pub enum Wait {
     QueueTimeout,
     /// The API does not answer at all (the chat page should notice its return soon).
     Unreachable,
-    /// The model is ready: the chat page checks again now and then.
+    /// The model is ready: the chat page checks again every couple of seconds, so that
+    /// an outage shows within 2–3 s (a `/ready` costs the API microseconds).
     Ready,
 }
 
@@ -28,10 +29,9 @@ impl Wait {
     pub fn after(self) -> Duration {
         Duration::from_secs(match self {
             Self::Downloading => 5,
-            Self::Loading | Self::Unreachable => 2,
+            Self::Loading | Self::Unreachable | Self::Ready => 2,
             Self::Failed => 30,
             Self::Stopping | Self::QueueTimeout => 5,
-            Self::Ready => 15,
         })
     }
 

@@ -13,6 +13,8 @@ use crate::store::random_token;
 #[derive(Debug, Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    /// Set by the logout's redirect, so the page can say it worked.
+    logged_out: Option<String>,
 }
 
 /// Only paths on this site: `//evil.example`, `https://…`, or tricks browsers
@@ -30,11 +32,22 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
+/// What the login page shows besides the form.
+#[derive(Debug, Default)]
+struct LoginNotice {
+    /// Why the last attempt failed.
+    error: Option<String>,
+    /// The name typed last time (kept after a wrong password).
+    username: String,
+    /// The user has just logged out.
+    logged_out: bool,
+}
+
 fn login_form(
     state: &AppState,
     req: &HttpRequest,
     next: &str,
-    error: Option<String>,
+    notice: LoginNotice,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let token = random_token();
@@ -44,7 +57,9 @@ fn login_form(
         json!({
             "csrf": token,
             "next": next,
-            "error": error,
+            "error": notice.error,
+            "username": notice.username,
+            "logged_out": notice.logged_out,
             "hint": state.cfg.login_hint,
             "no_account": no_account,
         }),
@@ -71,7 +86,11 @@ pub async fn login_page(
             .insert_header((LOCATION, next))
             .finish());
     }
-    login_form(&state, &req, next, None, actix_web::http::StatusCode::OK)
+    let notice = LoginNotice {
+        logged_out: q.logged_out.is_some(),
+        ..LoginNotice::default()
+    };
+    login_form(&state, &req, next, notice, actix_web::http::StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,14 +113,19 @@ pub async fn login(
     let cookie_ok = req
         .cookie(LOGIN_COOKIE)
         .is_some_and(|c| constant_time_eq(c.value().as_bytes(), form.csrf.as_bytes()));
+    let username = form.username.trim().to_owned();
+    let failed = |msg: &str| LoginNotice {
+        error: Some(msg.to_owned()),
+        username: username.chars().take(64).collect(),
+        logged_out: false,
+    };
     if !cookie_ok || session::same_origin(&req).is_err() {
-        let msg = "The login form had expired; please try again.".to_owned();
-        return login_form(&state, &req, &next, Some(msg), StatusCode::FORBIDDEN);
+        let msg = "The login form had expired; please try again.";
+        return login_form(&state, &req, &next, failed(msg), StatusCode::FORBIDDEN);
     }
     let ip = req
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    let username = form.username.trim().to_owned();
     // Capped so that made-up names cannot grow the throttle's memory.
     let name_key: String = username.chars().take(64).collect();
     let keys = vec![format!("ip:{ip}"), format!("user:{name_key}")];
@@ -112,7 +136,7 @@ pub async fn login(
             &state,
             &req,
             &next,
-            Some(msg),
+            failed(&msg),
             StatusCode::TOO_MANY_REQUESTS,
         )?;
         if let Ok(v) = wait.to_string().parse() {
@@ -129,8 +153,8 @@ pub async fn login(
         .map_err(|e| UiError::Internal(e.to_string()))??;
     if !ok {
         tracing::info!(ip = %ip, "login refused");
-        let msg = "Wrong user name or password.".to_owned();
-        return login_form(&state, &req, &next, Some(msg), StatusCode::UNAUTHORIZED);
+        let msg = "Wrong user name or password.";
+        return login_form(&state, &req, &next, failed(msg), StatusCode::UNAUTHORIZED);
     }
     state.login_limit.clear(&keys);
     let s = state
@@ -163,7 +187,7 @@ pub async fn logout(
     state.store.delete_session(&who.0.token)?;
     let secure = session::secure(&req, state.cfg.secure_cookies);
     Ok(HttpResponse::SeeOther()
-        .insert_header((LOCATION, "/login"))
+        .insert_header((LOCATION, "/login?logged_out=1"))
         .cookie(session::expired(SESSION_COOKIE, secure))
         .finish())
 }

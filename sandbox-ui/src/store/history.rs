@@ -16,7 +16,7 @@ impl Store {
             if m.status == MessageStatus::Streaming {
                 m.status = MessageStatus::Failed;
                 m.error = Some(
-                    "interrupted: the chat server restarted while this answer was being written"
+                    "This answer was cut off because the chat server restarted while writing it. Its text so far is kept; Regenerate writes a new one."
                         .into(),
                 );
                 self.messages.insert(k, encode(&m)?)?;

@@ -209,6 +209,7 @@ test("a page reloaded mid-answer follows it again, and can stop it", async () =>
   await startLongAnswer(page, "river");
   await page.reload();
   assert.equal(await page.getAttribute("#chat", "data-live"), "true");
+  await page.waitForSelector("article.message.assistant:last-of-type .typing", { timeout: 5000 });
   const length = async () => (await (await lastAnswer(page)).locator(".md").innerText()).length;
   const first = await length();
   await page.waitForFunction((n) => {
@@ -302,6 +303,8 @@ test("regenerate, edit and resend, rename, per-chat settings, export and delete"
   page.once("dialog", (d) => d.accept("Fruit talk"));
   await page.click(`#conversation-list li[data-id="${id}"] .rename`);
   await page.waitForFunction(() => document.getElementById("chat-title").textContent === "Fruit talk");
+  assert.equal(await page.title(), "Fruit talk · AI Sandbox", "the tab's title follows the rename");
+  await page.click("#export-menu summary");
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-md")]);
   const markdown = readFileSync(await download.path(), "utf8");
   assert.match(markdown, /Fruit talk/);
@@ -477,7 +480,10 @@ test("the banner tells why the model is not ready", async () => {
     assert.match(await page.textContent("#banner"), /could not be loaded.*nonexistent\/model\.gguf/s);
     await sendMessage(page, "Hello?");
     await page.waitForSelector("#composer-error:not([hidden])");
-    assert.match(await page.textContent("#composer-error"), /could not be loaded/);
+    // Said once: the banner tells why, the box only what became of the message.
+    const note = await page.textContent("#composer-error");
+    assert.match(note, /^Not sent: your message is still in the box/);
+    assert.doesNotMatch(note, /could not be loaded/);
     assert.equal(await page.inputValue("#input"), "Hello?", "the unsent message is given back");
     await page.screenshot({ path: path.join(shots, "banner-model-error.png") });
 
@@ -485,12 +491,120 @@ test("the banner tells why the model is not ready", async () => {
     await brokenApi.stop();
     await page.reload();
     await page.waitForFunction(() => /not answering/.test(document.getElementById("banner").textContent));
-    assert.match(await page.textContent("#banner"), /Retrying in \d+ s/);
+    assert.equal(await page.textContent("#banner > p"),
+      "The AI model is not answering right now. It restarts by itself; this page reconnects as soon as it is back.");
     await context.close();
   } finally {
     await ui4.stop();
     await brokenApi.stop();
   }
+});
+
+test("outages are told once, in plain words, within 3 s, and a message waits for the chat server", async () => {
+  const port = await freePort();
+  let api5 = await startApi({ port, key: KEY });
+  await apiReady(api5);
+  const d = dataDir("outage");
+  createUser(d, USER, PASSWORD);
+  const uiPort5 = await freePort();
+  let ui5 = await startUi({ port: uiPort5, apiUrl: api5.url, keyFile: api5.keyFile, data: d });
+  const context = await chromium.newContext();
+  try {
+    const page = await context.newPage();
+    await login(page, ui5.url, USER, PASSWORD);
+    await setMaxTokens(page, 12);
+    await sendMessage(page, "Say hi.");
+    await assertAnswered(page);
+
+    // The model server stops: the banner says so within 3 s, in plain words, with
+    // the administrator's detail behind "Details".
+    const stopped = Date.now();
+    await api5.stop();
+    await page.waitForFunction(() => /not answering/.test(document.getElementById("banner").textContent), null, { timeout: 3000 });
+    const noticed = Date.now() - stopped;
+    assert.ok(noticed <= 3000, `the outage showed after ${noticed} ms`);
+    const headline = await page.textContent("#banner > p");
+    assert.doesNotMatch(headline, /127\.0\.0\.1|journalctl|motd|refused/, "no internals for a chat user");
+    assert.equal(await page.isVisible("#banner details p"), false, "the detail waits behind Details");
+    await page.click("#banner details summary");
+    assert.match(await page.textContent("#banner details p"), new RegExp(`127\\.0\\.0\\.1:${port}.*journalctl -u sandbox-api`));
+    await page.screenshot({ path: path.join(shots, "banner-model-server-down.png") });
+    // Sending now: the box says what became of the message, not the banner's words again.
+    await sendMessage(page, "Still there?");
+    await page.waitForSelector("#composer-error:not([hidden])");
+    assert.match(await page.textContent("#composer-error"), /^Not sent: your message is still in the box/);
+    assert.equal((await page.innerText("body")).split("The AI model is not answering").length - 1, 1, "said once");
+    assert.equal(await page.inputValue("#input"), "Still there?");
+
+    // It comes back: the banner goes, and the message can be sent.
+    api5 = await startApi({ port, key: KEY });
+    await page.waitForSelector("#banner", { state: "hidden", timeout: 60000 });
+    await page.press("#input", "Enter");
+    await assertAnswered(page);
+    assert.equal(await page.isHidden("#composer-error"), true);
+
+    // The chat server itself stops: no browser error text; the message is kept and
+    // goes out by itself once the server is back.
+    await ui5.stop();
+    await sendMessage(page, "And now?");
+    await page.waitForSelector("#composer-error:not([hidden])");
+    const kept = await page.textContent("#composer-error");
+    assert.match(kept, /your message is kept and goes out as soon as the chat server is back/);
+    assert.doesNotMatch(await page.textContent("body"), /Failed to fetch|NetworkError|TypeError/);
+    assert.match(await page.textContent("#banner"), /The chat server is not answering/);
+    await page.screenshot({ path: path.join(shots, "banner-chat-server-down.png") });
+    ui5 = await startUi({ port: uiPort5, apiUrl: api5.url, keyFile: api5.keyFile, data: d });
+    await page.waitForFunction(() => {
+      const qs = [...document.querySelectorAll("article.message.user")].map((a) => a.textContent);
+      return qs.includes("And now?");
+    }, null, { timeout: 15000 });
+    await assertAnswered(page);
+    assert.equal(await page.inputValue("#input"), "");
+    assert.equal(await page.isHidden("#composer-error"), true);
+    assert.equal(await page.isHidden("#banner"), true);
+  } finally {
+    await context.close();
+    await ui5.stop();
+    await api5.stop();
+  }
+});
+
+test("login keeps the name after a wrong password, hides the reset hint until asked, and says when logged out", async () => {
+  const context = await chromium.newContext();
+  const page = await context.newPage();
+  await page.goto(ui.url + "/login");
+  assert.equal(await page.isVisible("#forgot p"), false, "the server's reset hint waits behind its question");
+  await page.click("#forgot summary");
+  assert.match(await page.textContent("#forgot p"), /sandbox-ui user set NAME/);
+  await page.fill('input[name="username"]', USER);
+  await page.fill('input[name="password"]', "wrong-password");
+  await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+  assert.match(await page.textContent("#login-error"), /Wrong user name or password/);
+  assert.equal(await page.inputValue('input[name="username"]'), USER, "the name is kept");
+  assert.equal(await page.evaluate(() => document.activeElement.name), "password");
+  await page.fill('input[name="password"]', PASSWORD);
+  await Promise.all([page.waitForURL(ui.url + "/"), page.click('button[type="submit"]')]);
+  await Promise.all([page.waitForURL(/\/login\?logged_out=1$/), page.click(".sidebar-foot button")]);
+  assert.equal(await page.textContent("#logged-out"), "You are logged out.");
+  await context.close();
+});
+
+test("at phone width the Export menu is there and downloads the chat", async () => {
+  const { context, page } = await loggedInPage({ viewport: { width: 390, height: 800 } });
+  await setMaxTokens(page, 8);
+  await sendMessage(page, "Name a colour.");
+  await assertAnswered(page);
+  assert.ok(await page.isVisible("#export-menu summary"), "Export shows at 390 px");
+  await page.click("#export-menu summary");
+  await page.screenshot({ path: path.join(shots, "phone-export-menu.png") });
+  const [md] = await Promise.all([page.waitForEvent("download"), page.click("#export-md")]);
+  assert.match(readFileSync(await md.path(), "utf8"), /Name a colour\./);
+  assert.equal(await page.getAttribute("#export-menu", "open"), null, "the menu closes after a choice");
+  await page.click("#export-menu summary");
+  const [json] = await Promise.all([page.waitForEvent("download"), page.click("#export-json")]);
+  assert.equal(JSON.parse(readFileSync(await json.path(), "utf8")).messages.length, 2);
+  assert.equal(await page.textContent("#export-json"), "JSON (.json)");
+  await context.close();
 });
 
 test("the banner shows the model download's progress, then the chat works", async () => {

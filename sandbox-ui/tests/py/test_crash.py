@@ -66,7 +66,7 @@ def test_kill_9_of_the_ui_during_answers_loses_nothing_acknowledged(api, tmp_pat
             assert answer["content"].startswith(seen), (seen, answer["content"])
             assert answer["status"] in ("failed", "complete", "truncated"), answer
             if answer["status"] == "failed":
-                assert "interrupted" in answer["error"]
+                assert "restarted" in answer["error"]
     finally:
         ui.stop()
     # The database is consistent for other tools too.
