@@ -21,19 +21,36 @@ pub fn usage(u: &sandbox_core::Usage, cached: bool) -> Usage {
     }
 }
 
-/// Where one generation's time went.
-pub fn timings(t: &sandbox_core::Timings) -> Timings {
+/// Where the time of `generations` (a request's choices, in order, with their token
+/// counts) went: the prompt as the first read it, the answers of all, the first start
+/// and the last end.
+pub fn timings<'a>(
+    generations: impl IntoIterator<Item = (&'a sandbox_core::Usage, &'a sandbox_core::Timings)>,
+) -> Timings {
     let secs = |st: SystemTime| {
         st.duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
     };
-    Timings {
-        queue_ms: t.queue_wait.as_secs_f64() * 1e3,
-        prefill_ms: t.prefill.as_secs_f64() * 1e3,
-        decode_ms: t.decode.as_secs_f64() * 1e3,
-        started_at: secs(t.started_at),
-        finished_at: secs(t.finished_at),
+    let per = |ms: f64, n: usize| if n == 0 { 0.0 } else { ms / n as f64 };
+    let rate = |ms: f64, n: usize| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
+    let mut out = Timings::default();
+    for (i, (u, t)) in generations.into_iter().enumerate() {
+        if i == 0 {
+            out.cache_n = u.cached_prompt_tokens;
+            out.prompt_n = u.prompt_tokens.saturating_sub(u.cached_prompt_tokens);
+            out.prompt_ms = t.prefill.as_secs_f64() * 1e3;
+            out.queue_ms = t.queue_wait.as_secs_f64() * 1e3;
+            out.started_at = secs(t.started_at);
+        }
+        out.predicted_n += u.completion_tokens;
+        out.predicted_ms += t.decode.as_secs_f64() * 1e3;
+        out.finished_at = secs(t.finished_at);
     }
+    out.prompt_per_token_ms = per(out.prompt_ms, out.prompt_n);
+    out.prompt_per_second = rate(out.prompt_ms, out.prompt_n);
+    out.predicted_per_token_ms = per(out.predicted_ms, out.predicted_n);
+    out.predicted_per_second = rate(out.predicted_ms, out.predicted_n);
+    out
 }
 
 /// A chat-format log-probability entry.

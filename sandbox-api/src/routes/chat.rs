@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use sandbox_core::contract::openai::{
     ASSISTANT, AssistantMessage, COMPLETION_OBJECT, ChatChoice, ChatCompletion,
-    ChatCompletionChunk, ChatCompletionRequest, ChatLogprobs, Delta, ToolCall,
+    ChatCompletionChunk, ChatCompletionRequest, ChatLogprobs, Delta, Timings, ToolCall,
 };
 use sandbox_core::{
     ChatMessage, Engine, JobRequest, Limits, Prompt, SamplingParams, TokenLogprob, Usage,
@@ -211,7 +211,7 @@ impl Shape for ChatShape {
     type Chunk = ChatCompletionChunk;
 
     fn response(&self, choices: Vec<Choice>, usage: &Usage) -> ChatCompletion {
-        let timings = choices.iter().map(|c| wire::timings(&c.timings)).collect();
+        let timings = wire::timings(choices.iter().map(|c| (&c.usage, &c.timings)));
         let choices = choices
             .into_iter()
             .map(|c| ChatChoice {
@@ -256,6 +256,7 @@ impl Shape for ChatShape {
         index: u32,
         finish_reason: &str,
         tool_calls: Option<&[ToolCall]>,
+        timings: Timings,
     ) -> Vec<ChatCompletionChunk> {
         let mut out = Vec::new();
         if let Some(calls) = tool_calls {
@@ -265,7 +266,9 @@ impl Shape for ChatShape {
             };
             out.push(self.part(index, delta, None, None));
         }
-        out.push(self.part(index, Delta::default(), None, Some(finish_reason)));
+        let mut last = self.part(index, Delta::default(), None, Some(finish_reason));
+        last.timings = Some(timings);
+        out.push(last);
         out
     }
 

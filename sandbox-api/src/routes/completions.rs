@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use sandbox_core::contract::openai::{
     CompletionRequest, LegacyLogprobs, PromptField, TEXT_COMPLETION_OBJECT, TextChoice,
-    TextCompletion, ToolCall,
+    TextCompletion, Timings, ToolCall,
 };
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 
@@ -140,7 +140,7 @@ impl TextShape {
             model: self.state.model_id.clone(),
             choices,
             usage: None,
-            timings: Vec::new(),
+            timings: None,
         }
     }
 
@@ -173,7 +173,7 @@ impl Shape for TextShape {
 
     fn response(&self, choices: Vec<Choice>, usage: &Usage) -> TextCompletion {
         let start = self.echo.chars().count();
-        let timings = choices.iter().map(|c| wire::timings(&c.timings)).collect();
+        let timings = wire::timings(choices.iter().map(|c| (&c.usage, &c.timings)));
         let choices = choices
             .iter()
             .map(|c| TextChoice {
@@ -185,7 +185,7 @@ impl Shape for TextShape {
             .collect();
         TextCompletion {
             usage: Some(wire::usage(usage, false)),
-            timings,
+            timings: Some(timings),
             ..self.completion(choices)
         }
     }
@@ -206,8 +206,13 @@ impl Shape for TextShape {
         index: u32,
         finish_reason: &str,
         _: Option<&[ToolCall]>,
+        timings: Timings,
     ) -> Vec<TextCompletion> {
-        vec![self.chunk(index, "", None, Some(finish_reason))]
+        let last = self.chunk(index, "", None, Some(finish_reason));
+        vec![TextCompletion {
+            timings: Some(timings),
+            ..last
+        }]
     }
 
     fn usage(&self, usage: &Usage) -> TextCompletion {

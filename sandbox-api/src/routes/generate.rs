@@ -7,14 +7,14 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use sandbox_core::contract::openai::{QUEUE_POSITION_HEADER, StreamOptions, ToolCall};
+use sandbox_core::contract::openai::{self, QUEUE_POSITION_HEADER, StreamOptions, ToolCall};
 use sandbox_core::{JobHandle, JobRequest, Timings, TokenLogprob, Usage};
 use serde::Serialize;
 
 use super::sse::{self, SseSender};
 use crate::error::ApiError;
 use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
-use crate::openai::convert;
+use crate::openai::{convert, wire};
 use crate::state::AppState;
 
 /// A finished choice.
@@ -30,6 +30,8 @@ pub struct Choice {
     pub finish_reason: &'static str,
     /// The calls, when the answer was tool calls.
     pub tool_calls: Option<Vec<ToolCall>>,
+    /// Its token counts.
+    pub usage: Usage,
     /// Where its time went.
     pub timings: Timings,
 }
@@ -46,12 +48,14 @@ pub trait Shape: 'static {
     fn opening(&mut self, index: u32) -> Option<Self::Chunk>;
     /// More text of choice `index`.
     fn content(&mut self, index: u32, text: &str, logprobs: &[TokenLogprob]) -> Self::Chunk;
-    /// The end of choice `index`: its tool calls (if any), then its finish reason.
+    /// The end of choice `index`: its tool calls (if any), then its finish reason and
+    /// where its time went.
     fn finish(
         &mut self,
         index: u32,
         finish_reason: &str,
         tool_calls: Option<&[ToolCall]>,
+        timings: openai::Timings,
     ) -> Vec<Self::Chunk>;
     /// The last chunk, with the total usage (`stream_options.include_usage`).
     fn usage(&self, usage: &Usage) -> Self::Chunk;
@@ -185,6 +189,7 @@ impl Generation {
                             logprobs,
                             finish_reason,
                             tool_calls,
+                            usage: u,
                             timings,
                         });
                         break;
@@ -234,8 +239,9 @@ impl Generation {
                         timings,
                     }) => {
                         c.account(&mut usage, &u, &timings, i);
+                        let spent = wire::timings([(&u, &timings)]);
                         let mut sent = true;
-                        for chunk in shape.finish(i, finish_reason, tool_calls.as_deref()) {
+                        for chunk in shape.finish(i, finish_reason, tool_calls.as_deref(), spent) {
                             sent = sent && tx.json(&chunk).await;
                         }
                         sent

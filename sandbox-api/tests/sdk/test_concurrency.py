@@ -55,7 +55,7 @@ def test_twenty_clients_never_overlap(smol):
     for r in limited:
         assert int(r.headers["Retry-After"]) >= 1
         assert r.json()["error"]["code"] == "rate_limit_exceeded"
-    spans = sorted((t["started_at"], t["finished_at"]) for body in ok for t in body["timings"])
+    spans = sorted((body["timings"]["started_at"], body["timings"]["finished_at"]) for body in ok)
     for (s1, f1), (s2, f2) in zip(spans, spans[1:]):
         assert s2 >= f1, f"generations overlap: {s1}-{f1} and {s2}-{f2}"
 
@@ -77,7 +77,7 @@ def test_killed_streaming_client_frees_the_engine(smol):
         assert time.monotonic() - t < 2, "engine still busy after the client left"
         time.sleep(0.01)
     r = chat(smol, max_tokens=2)
-    assert r.status_code == 200 and r.json()["timings"][0]["queue_ms"] < 500
+    assert r.status_code == 200 and r.json()["timings"]["queue_ms"] < 500
 
 
 def test_killed_non_streaming_client_frees_the_engine(smol):

@@ -239,6 +239,38 @@ def test_legacy_completions_plain_and_streamed(smol):
     assert streamed == r.choices[0].text
 
 
+LLAMA_CPP_TIMINGS = {"prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second", "predicted_n",
+                     "predicted_ms", "predicted_per_token_ms", "predicted_per_second", "cache_n"}
+
+
+def check_timings(t, prompt_tokens, completion_tokens):
+    """llama.cpp's server's `timings` names, plus ours, consistent with the usage."""
+    assert LLAMA_CPP_TIMINGS | {"queue_ms", "started_at", "finished_at"} == set(t), t
+    assert t["prompt_n"] + t["cache_n"] == prompt_tokens, t
+    assert t["predicted_n"] == completion_tokens, t
+    assert t["prompt_ms"] > 0 and t["predicted_ms"] >= 0 and t["queue_ms"] >= 0, t
+    assert t["predicted_per_second"] == pytest.approx(t["predicted_n"] * 1e3 / t["predicted_ms"]) if t["predicted_ms"] else True
+    assert t["prompt_per_token_ms"] == pytest.approx(t["prompt_ms"] / t["prompt_n"]) if t["prompt_n"] else True
+    assert t["finished_at"] >= t["started_at"] > 0, t
+
+
+@pytest.mark.parametrize("path,extra", [("/v1/chat/completions", {"messages": user("Count to ten.")}),
+                                        ("/v1/completions", {"prompt": "One, two, three,"})])
+def test_timings_are_llama_cpp_servers_plain_and_in_each_choices_last_chunk(smol, path, extra):
+    body = {"model": "x", "max_tokens": 6, "temperature": 0, "logit_bias": {"0": -100, "2": -100}, **extra}
+    h = {"Authorization": f"Bearer {KEY}"}
+    plain = httpx.post(smol.base + path, json={**body, "n": 2}, headers=h, timeout=60).json()
+    usage = plain["usage"]
+    # Two choices: the prompt as the first read it, the answer tokens of both.
+    check_timings(plain["timings"], usage["prompt_tokens"], usage["completion_tokens"])
+    assert plain["timings"]["predicted_n"] == 12
+    with httpx.stream("POST", smol.base + path, json={**body, "stream": True}, headers=h, timeout=60) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    last = [e for e in events if e.get("choices") and e["choices"][0].get("finish_reason")]
+    assert len(last) == 1 and all("timings" not in e for e in events if e is not last[0])
+    check_timings(last[0]["timings"], usage["prompt_tokens"], 6)
+
+
 def test_authentication_errors(smol):
     with pytest.raises(openai.AuthenticationError):
         client(smol, key="wrong").models.list()

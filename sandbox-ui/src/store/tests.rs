@@ -176,7 +176,12 @@ fn interrupted_answers_are_marked_failed_with_their_text_kept() {
     let m = s.messages(c.id).unwrap();
     assert_eq!(m[1].status, MessageStatus::Failed);
     assert_eq!(m[1].content, "Half an ans");
-    assert!(m[1].error.as_deref().unwrap().contains("the chat server restarted"));
+    assert!(
+        m[1].error
+            .as_deref()
+            .unwrap()
+            .contains("the chat server restarted")
+    );
     assert_eq!(m[0].status, MessageStatus::Complete);
     assert_eq!(s.recover_interrupted().unwrap(), 0);
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
-use super::response::{ChatLogprobs, ToolCall, Usage};
+use super::response::{ChatLogprobs, Timings, ToolCall, Usage};
 use super::{ASSISTANT, CHUNK_OBJECT};
 
 /// One event of a streamed chat completion.
@@ -24,6 +24,10 @@ pub struct ChatCompletionChunk {
     /// Token counts, in the final chunk when `stream_options.include_usage` asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Extension: where the choice's time went, in its last chunk (as llama.cpp's
+    /// server sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
 }
 
 impl ChatCompletionChunk {
@@ -37,6 +41,7 @@ impl ChatCompletionChunk {
             system_fingerprint: None,
             choices,
             usage: None,
+            timings: None,
         }
     }
 
@@ -139,6 +144,7 @@ mod tests {
                 finish_reason: None,
             }],
             usage: None,
+            timings: None,
         };
         assert_eq!(
             serde_json::to_value(&chunk).unwrap_or_default(),

@@ -22,9 +22,8 @@ pub struct ChatCompletion {
     pub usage: Usage,
     /// Always null.
     pub system_fingerprint: Option<String>,
-    /// Extension: each choice's server timings, in choice order.
-    #[serde(default)]
-    pub timings: Vec<Timings>,
+    /// Extension (llama.cpp's server's): where the request's time went.
+    pub timings: Timings,
 }
 
 /// One answer of a chat completion.
@@ -130,16 +129,34 @@ pub struct TopLogprob {
     pub bytes: Vec<u8>,
 }
 
-/// Extension: where one generation's time went, so that clients and tests see the
-/// queue wait and that generations never overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Extension: where a request's time went, under llama.cpp's server's names (`prompt_*`,
+/// `predicted_*`, `cache_n`) plus three of ours (`queue_ms`, `started_at`,
+/// `finished_at`) that show the queue wait and that generations never overlap. In a
+/// plain response it covers all choices (the prompt as read for the first; the
+/// predicted tokens and time of all; the first start and the last end); in a stream it
+/// comes with each choice's last chunk and covers that choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Waiting in the queue.
+    /// Prompt tokens read (the rest came from the cache).
+    pub prompt_n: usize,
+    /// Time reading them, up to the first answer token.
+    pub prompt_ms: f64,
+    /// `prompt_ms / prompt_n`.
+    pub prompt_per_token_ms: f64,
+    /// Prompt tokens read per second.
+    pub prompt_per_second: f64,
+    /// Answer tokens.
+    pub predicted_n: usize,
+    /// Time from the first answer token to the end.
+    pub predicted_ms: f64,
+    /// `predicted_ms / predicted_n`.
+    pub predicted_per_token_ms: f64,
+    /// Answer tokens per second.
+    pub predicted_per_second: f64,
+    /// Prompt tokens reused from the cache instead of read.
+    pub cache_n: usize,
+    /// Waiting in the queue before the engine took it.
     pub queue_ms: f64,
-    /// Reading the prompt.
-    pub prefill_ms: f64,
-    /// Writing the answer.
-    pub decode_ms: f64,
     /// When the engine started it (Unix seconds).
     pub started_at: f64,
     /// When it ended (Unix seconds).
@@ -163,9 +180,10 @@ pub struct TextCompletion {
     /// Token counts of the whole request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// Extension: each choice's server timings (plain responses only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub timings: Vec<Timings>,
+    /// Extension: where the request's time went (plain responses only; see
+    /// [`Timings`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
 }
 
 /// One answer of a text completion (or its part, in a chunk).
@@ -259,7 +277,7 @@ mod tests {
                 prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 1 }),
             },
             system_fingerprint: None,
-            timings: Vec::new(),
+            timings: Timings::default(),
         };
         assert_eq!(
             serde_json::to_value(&answer).unwrap_or_default(),
@@ -270,7 +288,10 @@ mod tests {
                      "logprobs": null, "finish_reason": "tool_calls"}],
                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
                      "prompt_tokens_details": {"cached_tokens": 1}},
-                   "system_fingerprint": null, "timings": []})
+                   "system_fingerprint": null, "timings": {"prompt_n": 0, "prompt_ms": 0.0,
+                     "prompt_per_token_ms": 0.0, "prompt_per_second": 0.0, "predicted_n": 0,
+                     "predicted_ms": 0.0, "predicted_per_token_ms": 0.0, "predicted_per_second": 0.0,
+                     "cache_n": 0, "queue_ms": 0.0, "started_at": 0.0, "finished_at": 0.0}})
         );
     }
 }
