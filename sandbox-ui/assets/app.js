@@ -112,7 +112,7 @@
 
   function setStatus(article, status, error) {
     article.dataset.status = status;
-    article.querySelectorAll(".status-note, .typing").forEach((n) => n.remove());
+    article.querySelectorAll(".status-note, .typing" + (status === "streaming" ? ", .answer-details" : "")).forEach((n) => n.remove());
     const notes = { stopped: "Stopped.", truncated: "The answer was cut off at its length limit." };
     if (status in notes || status === "failed") {
       const note = document.createElement("p");
@@ -120,6 +120,22 @@
       note.textContent = notes[status] || error || "The answer failed.";
       article.appendChild(note);
     }
+  }
+
+  // How an answer was made (the API's own timings), in one quiet line under it.
+  function showDetails(article, d) {
+    article.querySelectorAll(".answer-details").forEach((n) => n.remove());
+    if (!d) return;
+    const parts = [d.tokens + (d.tokens === 1 ? " token" : " tokens")];
+    if (d.tokens_per_second > 0) parts.push(d.tokens_per_second.toFixed(1) + " tokens/s");
+    parts.push("first token after " + (d.first_token_ms / 1000).toFixed(2) + " s");
+    if (d.queue_ms >= 100) parts.push("waited " + (d.queue_ms / 1000).toFixed(1) + " s in the queue");
+    parts.push(d.finish_reason === "length" ? "stopped by the length limit" : "ended by the model");
+    const p = document.createElement("p");
+    p.className = "answer-details";
+    p.textContent = parts.join(" · ");
+    p.title = d.prompt_tokens + " prompt tokens read (the rest came from the model's cache)";
+    article.appendChild(p);
   }
 
   function lastOf(role) {
@@ -236,6 +252,7 @@
               done = true;
               setText(answer, answer._raw);
               setStatus(answer, ev.status, ev.error);
+              showDetails(answer, ev.details);
             }
           }
         }
@@ -579,7 +596,10 @@
   // ---- start ----------------------------------------------------------------
 
   md.installCopy(document);
-  messages.querySelectorAll("article.message").forEach((a) => setText(a, a.querySelector(".md").textContent));
+  messages.querySelectorAll("article.message").forEach((a) => {
+    setText(a, a.querySelector(".md").textContent);
+    if (a.dataset.details) showDetails(a, JSON.parse(a.dataset.details));
+  });
   refreshActions();
   scrollDown(true);
   pollStatus();

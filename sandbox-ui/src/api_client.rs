@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::header::AUTHORIZATION;
 use sandbox_core::contract::openai::{
-    ChatCompletionRequest, ErrorBody, QUEUE_POSITION_HEADER, StreamEvent,
+    ChatCompletionRequest, ErrorBody, QUEUE_POSITION_HEADER, StreamEvent, Timings,
 };
 use sandbox_core::contract::ready::Ready;
 use sandbox_core::contract::sse;
@@ -51,8 +51,9 @@ pub enum Upstream {
     Queued(usize),
     /// More text.
     Delta(String),
-    /// The end, with OpenAI's finish reason.
-    Finish(String),
+    /// The end, with OpenAI's finish reason and where the time went (when the API
+    /// says: sandbox-api does).
+    Finish(String, Option<Timings>),
 }
 
 /// The client.
@@ -266,12 +267,13 @@ impl ChatStream {
                 message: body.error.message,
             })),
             Ok(StreamEvent::Chunk(chunk)) => {
+                let timings = chunk.timings;
                 for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
                     if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                         self.ready.push_back(Ok(Upstream::Delta(text)));
                     }
                     if let Some(reason) = choice.finish_reason {
-                        self.ready.push_back(Ok(Upstream::Finish(reason)));
+                        self.ready.push_back(Ok(Upstream::Finish(reason, timings)));
                     }
                 }
             }
@@ -350,7 +352,7 @@ mod tests {
                 Ok(Upstream::Queued(2)),
                 Ok(Upstream::Queued(1)),
                 Ok(Upstream::Delta("Hello".into())),
-                Ok(Upstream::Finish("length".into())),
+                Ok(Upstream::Finish("length".into(), None)),
             ]
         );
     }

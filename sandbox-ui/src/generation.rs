@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use sandbox_core::contract::openai::ChatCompletionRequest;
 
 use crate::api_client::{ApiClient, Upstream};
-use crate::store::{Message, MessageStatus, Store};
+use crate::store::{AnswerDetails, Message, MessageStatus, Store};
 
 /// What a browser watching an answer receives.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +53,8 @@ pub enum UiEvent {
         status: MessageStatus,
         /// Why it failed.
         error: Option<String>,
+        /// How it was made, when the model finished it.
+        details: Option<AnswerDetails>,
     },
 }
 
@@ -229,7 +231,12 @@ impl Generations {
         // Remove before telling the watchers, so that a browser acting on `done`
         // (regenerate, send) finds the conversation free.
         self.lock().remove(&answer.conversation);
-        g.emit(UiEvent::Done { status, error });
+        let details = answer.details.clone();
+        g.emit(UiEvent::Done {
+            status,
+            error,
+            details,
+        });
     }
 }
 
@@ -273,7 +280,17 @@ async fn write_answer(
             Some(None) => break (MessageStatus::Complete, None),
             Some(Some(Err(e))) => break (MessageStatus::Failed, Some(e.to_string())),
             Some(Some(Ok(Upstream::Queued(position)))) => g.emit(UiEvent::Queued { position }),
-            Some(Some(Ok(Upstream::Finish(reason)))) => finish = Some(reason),
+            Some(Some(Ok(Upstream::Finish(reason, timings)))) => {
+                if let Some(t) = timings {
+                    let made = AnswerDetails::new(&t, &reason);
+                    // Only a continued answer has details before it ends.
+                    answer.details = Some(match answer.details.take() {
+                        Some(before) => before.continued_by(made),
+                        None => made,
+                    });
+                }
+                finish = Some(reason);
+            }
             Some(Some(Ok(Upstream::Delta(text)))) => {
                 pending.push_str(&text);
                 if last_write.is_some_and(|t| t.elapsed() < WRITE_EVERY) {

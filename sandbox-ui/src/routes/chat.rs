@@ -259,15 +259,19 @@ pub async fn attach(
     }
     // It ended before this request: the stored answer, then its end.
     let last = state.store.messages(*id)?.pop();
-    let (content, status, error) = last
-        .map_or((String::new(), MessageStatus::Complete, None), |m| {
-            (m.content, m.status, m.error)
+    let (content, status, error, details) = last
+        .map_or((String::new(), MessageStatus::Complete, None, None), |m| {
+            (m.content, m.status, m.error, m.details)
         });
     let (_, rx) = mpsc::unbounded_channel();
     Ok(event_stream(
         vec![
             UiEvent::Snapshot { content },
-            UiEvent::Done { status, error },
+            UiEvent::Done {
+                status,
+                error,
+                details,
+            },
         ],
         rx,
     ))

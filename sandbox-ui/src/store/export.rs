@@ -39,6 +39,7 @@ pub fn to_json(c: &Conversation, messages: &[Message]) -> serde_json::Value {
             "status": m.status,
             "error": m.error,
             "created": m.created,
+            "details": m.details,
         })).collect::<Vec<_>>(),
     })
 }

@@ -120,6 +120,7 @@ impl Store {
             status,
             error: None,
             created: now(),
+            details: None,
         };
         self.messages.insert(message_key(c.id, seq), encode(&m)?)?;
         if let Some(stored) = self.conversations.get(conversation_key(&c.user, c.id))? {

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use sandbox_core::contract::openai::Timings;
 use serde::{Deserialize, Serialize};
 
 pub use export::{to_json, to_markdown};
@@ -133,6 +134,51 @@ pub struct Message {
     pub error: Option<String>,
     /// Unix seconds.
     pub created: u64,
+    /// How an answer was made (absent for questions, and for answers stored before
+    /// details were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<AnswerDetails>,
+}
+
+/// How an answer was made, from the API's own timings: shown under it and exported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerDetails {
+    /// Answer tokens (of every part, when it was continued).
+    pub tokens: usize,
+    /// Prompt tokens the model read for it (the rest came from its cache).
+    pub prompt_tokens: usize,
+    /// From the request reaching the model server to the first answer token, queue
+    /// included (what the user waited), in milliseconds.
+    pub first_token_ms: f64,
+    /// Answer tokens per second, once writing.
+    pub tokens_per_second: f64,
+    /// Waiting behind other requests, in milliseconds.
+    pub queue_ms: f64,
+    /// OpenAI's finish reason: `stop` (the model ended it) or `length` (a limit did).
+    pub finish_reason: String,
+}
+
+impl AnswerDetails {
+    /// The details of a generation that ended for `finish_reason` with `t`.
+    pub fn new(t: &Timings, finish_reason: &str) -> Self {
+        Self {
+            tokens: t.predicted_n,
+            prompt_tokens: t.prompt_n,
+            first_token_ms: t.queue_ms + t.prompt_ms,
+            tokens_per_second: t.predicted_per_second,
+            queue_ms: t.queue_ms,
+            finish_reason: finish_reason.to_owned(),
+        }
+    }
+
+    /// These details after a continuation that made `more`: the tokens add up, the
+    /// rest is the continuation's.
+    pub fn continued_by(&self, more: Self) -> Self {
+        Self {
+            tokens: self.tokens + more.tokens,
+            ..more
+        }
+    }
 }
 
 /// The history database.

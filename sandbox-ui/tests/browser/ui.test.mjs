@@ -335,6 +335,10 @@ test("an answer cut off by its length limit says so, is exported so, and Continu
   const first = await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw);
   assert.ok(first.length > 0);
   const id = new URL(page.url()).pathname.split("/").pop();
+  // Per-answer details, from the API's own timings.
+  const DETAILS = /^8 tokens · [\d.]+ tokens\/s · first token after \d+\.\d\d s · stopped by the length limit$/;
+  assert.match(await answer.locator(".answer-details").textContent(), DETAILS);
+  assert.match(await answer.locator(".answer-details").getAttribute("title"), /^\d+ prompt tokens read/);
 
   // Continue goes on in the same answer, with the same limit: cut off again, longer.
   await answer.locator(".continue").click();
@@ -342,6 +346,8 @@ test("an answer cut off by its length limit says so, is exported so, and Continu
   assert.equal(await page.locator("article.message").count(), 2, "Continue adds no message");
   const second = await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw);
   assert.ok(second.startsWith(first.trimEnd()) && second.length > first.trimEnd().length, `${first} | ${second}`);
+  // The continued answer's details count both parts.
+  assert.match(await answer.locator(".answer-details").textContent(), /^16 tokens · /);
   await page.screenshot({ path: path.join(shots, "truncated-answer.png") });
 
   // Stored so: after a reload the note and the button are still there.
@@ -350,10 +356,13 @@ test("an answer cut off by its length limit says so, is exported so, and Continu
   await (await lastAnswer(page)).locator(".status-note", { hasText: "cut off" }).waitFor();
   assert.equal(await (await lastAnswer(page)).locator(".continue").count(), 1);
   assert.equal(await page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw), second);
+  assert.match(await (await lastAnswer(page)).locator(".answer-details").textContent(), /^16 tokens · /, "details are stored");
   const markdown = await (await page.request.get(`${ui.url}/c/${id}/export.md`)).text();
   assert.match(markdown, /\*\*Assistant\*\* \(cut off at the length limit\):/);
   const json = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
   assert.equal(json.messages[1].status, "truncated");
+  assert.equal(json.messages[1].details.tokens, 16);
+  assert.equal(json.messages[1].details.finish_reason, "length");
 
   // An answer that ends by itself has no Continue.
   await setMaxTokens(page, 400);
