@@ -484,6 +484,97 @@
   });
 
 
+  // ---- search ---------------------------------------------------------------
+
+  const searchBox = $("search");
+  const results = $("search-results");
+  const conversationsNav = $("conversations");
+  let searchTimer = null;
+  let searchSeq = 0;
+
+  // `text` with each case-insensitive occurrence of `query` in a <mark>, built from
+  // text nodes only (the snippet is stored model output: it must never become HTML).
+  function highlighted(text, query) {
+    const frag = document.createDocumentFragment();
+    const lower = text.toLowerCase();
+    const q = query.toLowerCase();
+    let at = 0;
+    for (let i = lower.indexOf(q); q && i >= 0; i = lower.indexOf(q, at)) {
+      frag.append(text.slice(at, i));
+      const m = document.createElement("mark");
+      m.textContent = text.slice(i, i + q.length);
+      frag.append(m);
+      at = i + q.length;
+    }
+    frag.append(text.slice(at));
+    return frag;
+  }
+
+  function showResults(query, hits) {
+    results.replaceChildren();
+    if (!hits.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "No chats match “" + query + "”.";
+      results.appendChild(li);
+    }
+    for (const h of hits) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = "/c/" + h.id;
+      const title = document.createElement("span");
+      title.className = "hit-title";
+      title.append(highlighted(h.title, query));
+      a.appendChild(title);
+      if (h.snippet) {
+        const s = document.createElement("span");
+        s.className = "hit-snippet";
+        s.append(highlighted(h.snippet, query));
+        a.appendChild(s);
+      }
+      li.appendChild(a);
+      results.appendChild(li);
+    }
+    results.hidden = false;
+    conversationsNav.hidden = true;
+  }
+
+  function clearSearch() {
+    results.hidden = true;
+    results.replaceChildren();
+    conversationsNav.hidden = false;
+  }
+
+  async function runSearch() {
+    const query = searchBox.value.trim();
+    const seq = ++searchSeq;
+    if (!query) return clearSearch();
+    try {
+      const resp = await fetch("/app/search?q=" + encodeURIComponent(query), { cache: "no-store" });
+      if (resp.status === 401) return toLogin();
+      if (!resp.ok) throw failure(await errorText(resp), { status: resp.status });
+      const body = await resp.json();
+      if (seq === searchSeq) showResults(query, body.conversations);
+    } catch (e) {
+      if (seq !== searchSeq) return;
+      results.replaceChildren();
+      const li = document.createElement("li");
+      li.className = "empty error-text";
+      li.textContent = e.status ? e.message : CHAT_SERVER_DOWN;
+      results.appendChild(li);
+      results.hidden = false;
+      conversationsNav.hidden = true;
+    }
+  }
+
+  searchBox.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, 150);
+  });
+  searchBox.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { searchBox.value = ""; clearSearch(); }
+  });
+
   function toggleSidebar(open) {
     document.body.classList.toggle("sidebar-open", open);
   }

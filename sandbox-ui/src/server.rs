@@ -157,6 +157,7 @@ pub async fn run(cfg: UiConfig) -> Result<(), StartError> {
             .service(conversations::delete)
             .service(conversations::settings)
             .service(conversations::export)
+            .service(conversations::search)
             .service(status::status)
             .default_service(web::to(not_found))
     })

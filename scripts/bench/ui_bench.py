@@ -30,12 +30,17 @@ def main():
         n = page.count('class="conv-link"')
         chat_id = page.split('href="/c/', 1)[1].split('"', 1)[0]
         chat_times, _ = timed(b.http, f"/c/{chat_id}", 200)
+        # Search: a word in no message (every message read), one in a single chat, and
+        # one in every chat (stops at the first 50 hits).
+        searches = {q: timed(b.http, f"/app/search?q={q}", 50)[0] for q in ("zebra", "chat%20777%3A", "lighthouses")}
         rss_end = ui.rss_kib()
         p = lambda t, q: t[min(len(t) - 1, int(len(t) * q))]  # noqa: E731
         print(f"conversations in the sidebar : {n}")
         print(f"page size                    : {len(page) / 1024:.0f} KiB")
         print(f"GET / (list)       p50 {p(times, .5):6.2f} ms   p95 {p(times, .95):6.2f} ms   max {times[-1]:6.2f} ms   (target < 50 ms)")
         print(f"GET /c/ID (chat)   p50 {p(chat_times, .5):6.2f} ms   p95 {p(chat_times, .95):6.2f} ms   max {chat_times[-1]:6.2f} ms")
+        for q, t in searches.items():
+            print(f"search {q:<14}  p50 {p(t, .5):6.2f} ms   p95 {p(t, .95):6.2f} ms   max {t[-1]:6.2f} ms   (target < 50 ms)")
         print(f"RSS at start {rss_start / 1024:.1f} MiB, after 400 page loads {rss_end / 1024:.1f} MiB   (target < 50 MB)")
         print(f"mean {statistics.mean(times):.2f} ms over {len(times)} list renders")
     finally:

@@ -11,7 +11,7 @@ use sandbox_core::{
     ChatMessage, Engine, JobRequest, Limits, Prompt, SamplingParams, TokenLogprob, Usage,
 };
 
-use super::generate::{Choice, Generation, Shape, Streamed};
+use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
 use crate::openai::choice::OutputKind;
 use crate::openai::convert;
@@ -162,11 +162,7 @@ pub async fn completions(
         logprobs: plan.job.logprobs.is_some(),
     };
     let generation = Generation::new(state, plan.job, plan.kind, plan.n, first, rid);
-    let streamed = body
-        .options
-        .stream
-        .then(|| Streamed::from(body.options.stream_options.as_ref()));
-    generation.respond(shape, streamed).await
+    generation.respond(shape, &body.options).await
 }
 
 /// Chat completions as OpenAI writes them.

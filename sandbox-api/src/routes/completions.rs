@@ -9,7 +9,7 @@ use sandbox_core::contract::openai::{
 };
 use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 
-use super::generate::{Choice, Generation, Shape, Streamed};
+use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
 use crate::openai::choice::OutputKind;
 use crate::openai::convert;
@@ -112,11 +112,7 @@ pub async fn completions(
         echo,
     };
     let generation = Generation::new(state, job, OutputKind::Text, n, first, rid);
-    let streamed = body
-        .options
-        .stream
-        .then(|| Streamed::from(body.options.stream_options.as_ref()));
-    generation.respond(shape, streamed).await
+    generation.respond(shape, &body.options).await
 }
 
 /// Legacy text completions as OpenAI writes them.

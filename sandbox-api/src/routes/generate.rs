@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use sandbox_core::contract::openai::{self, QUEUE_POSITION_HEADER, StreamOptions, ToolCall};
+use sandbox_core::contract::openai::{self, GenerationOptions, QUEUE_POSITION_HEADER, ToolCall};
 use sandbox_core::{JobHandle, JobRequest, Timings, TokenLogprob, Usage};
 use serde::Serialize;
 
@@ -59,20 +59,6 @@ pub trait Shape: 'static {
     ) -> Vec<Self::Chunk>;
     /// The last chunk, with the total usage (`stream_options.include_usage`).
     fn usage(&self, usage: &Usage) -> Self::Chunk;
-}
-
-/// How a streamed response ends: with a usage chunk or not.
-#[derive(Debug, Clone, Copy)]
-pub struct Streamed {
-    include_usage: bool,
-}
-
-impl From<Option<&StreamOptions>> for Streamed {
-    fn from(o: Option<&StreamOptions>) -> Self {
-        Self {
-            include_usage: o.is_some_and(|o| o.include_usage),
-        }
-    }
 }
 
 /// A request's choices, the first one already queued.
@@ -138,18 +124,24 @@ impl Generation {
     }
 
     /// The response, with `x-queue-position` (jobs ahead at admission): streamed when
-    /// `streamed` says how, else collected.
+    /// the request's `options` ask for it (with a last usage chunk if they ask for
+    /// that too), else collected.
     pub async fn respond(
         self,
         shape: impl Shape,
-        streamed: Option<Streamed>,
+        options: &GenerationOptions,
     ) -> Result<HttpResponse, ApiError> {
         let mut builder = HttpResponse::Ok();
         let ahead = self.first.position().unwrap_or(0);
         builder.insert_header((QUEUE_POSITION_HEADER, ahead.to_string()));
-        match streamed {
-            Some(s) => Ok(self.respond_streamed(shape, builder, s.include_usage)),
-            None => self.collect(&shape, builder).await,
+        if options.stream {
+            let usage = options
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage);
+            Ok(self.respond_streamed(shape, builder, usage))
+        } else {
+            self.collect(&shape, builder).await
         }
     }
 

@@ -11,6 +11,36 @@ use crate::session::LoggedIn;
 use crate::state::AppState;
 use crate::store::{to_json, to_markdown};
 
+/// The most conversations one search lists.
+pub const MAX_SEARCH_HITS: usize = 50;
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+/// `GET /app/search?q=…`: the user's conversations whose title or messages hold the
+/// text, most recent first.
+#[get("/app/search")]
+pub async fn search(
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, UiError> {
+    let store = state.store.clone();
+    let user = who.user().to_owned();
+    let query = q.into_inner().q;
+    if query.chars().count() > 200 {
+        return Err(UiError::BadRequest(
+            "Search for at most 200 characters.".into(),
+        ));
+    }
+    let hits = web::block(move || store.search(&user, &query, MAX_SEARCH_HITS))
+        .await
+        .map_err(|e| UiError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(json!({"conversations": hits})))
+}
+
 /// The longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 

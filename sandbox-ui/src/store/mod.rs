@@ -5,6 +5,7 @@
 mod accounts;
 mod export;
 mod history;
+mod search;
 mod title;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use sandbox_core::contract::openai::Timings;
 use serde::{Deserialize, Serialize};
 
 pub use export::{to_json, to_markdown};
+pub use search::SearchHit;
 pub use title::title_from;
 
 /// The title of a conversation before its first message.

@@ -241,3 +241,31 @@ fn titles_follow_the_first_question_until_the_user_renames() {
     assert_eq!(c.title, "Mine");
     assert_eq!(c.temperature, Some(0.5));
 }
+
+#[test]
+fn search_finds_by_title_or_text_most_recent_first_and_only_the_users_own() {
+    let s = Store::open(&dir("search")).unwrap();
+    let mut a = s.create_conversation("ann", "Trip planning").unwrap();
+    s.add_message(
+        &mut a,
+        "user",
+        "Ferries to Zanzibar?",
+        MessageStatus::Complete,
+    )
+    .unwrap();
+    let mut b = s.create_conversation("ann", "Zanzibar history").unwrap();
+    s.add_message(&mut b, "user", "Who ruled it?", MessageStatus::Complete)
+        .unwrap();
+    let mut other = s.create_conversation("bob", "Bob's Zanzibar").unwrap();
+    s.add_message(&mut other, "user", "zanzibar", MessageStatus::Complete)
+        .unwrap();
+    let hits = s.search("ann", "zanzibar", 10).unwrap();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0].title, "Zanzibar history", "most recent first");
+    assert_eq!(hits[0].snippet, None, "the title matched");
+    assert_eq!(hits[1].snippet.as_deref(), Some("Ferries to Zanzibar?"));
+    assert_eq!(s.search("ann", "zanzibar", 1).unwrap().len(), 1);
+    assert!(s.search("ann", "  ", 10).unwrap().is_empty());
+    assert!(s.search("ann", "kelp", 10).unwrap().is_empty());
+    assert_eq!(s.search("bob", "ZANZIBAR", 10).unwrap().len(), 1);
+}

@@ -598,6 +598,49 @@ test("login keeps the name after a wrong password, hides the reset hint until as
   await context.close();
 });
 
+test("search finds chats by title and by message text, shows where, and never runs what it shows", async () => {
+  const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 6);
+  // The title comes from the first line: the word searched for is on the second.
+  await page.fill("#input", "Islands, please.\nTell me about the Zanzibar archipelago <img src=x onerror=window.__pwned=1>.");
+  await page.press("#input", "Enter");
+  await assertAnswered(page);
+  const zanzibar = new URL(page.url()).pathname;
+  await page.goto(ui.url + "/");
+  await setMaxTokens(page, 6);
+  await sendMessage(page, "A question on kelp.");
+  await assertAnswered(page);
+  page.removeAllListeners("dialog");
+  page.once("dialog", (d) => d.accept("Seaweed notes"));
+  await page.click("#conversation-list li.active .rename");
+  await page.waitForFunction(() => document.getElementById("chat-title").textContent === "Seaweed notes");
+
+  // By message text, case aside: the hit shows the words around the match, marked.
+  await page.fill("#search", "ZANZIBAR");
+  await page.waitForSelector("#search-results:not([hidden]) a");
+  assert.equal(await page.isHidden("#conversations"), true, "the results replace the list");
+  const hits = page.locator("#search-results a");
+  assert.equal(await hits.count(), 1);
+  assert.equal(await hits.first().getAttribute("href"), zanzibar);
+  assert.equal(await page.textContent("#search-results .hit-title"), "Islands, please.");
+  assert.match(await page.textContent("#search-results .hit-snippet"), /Tell me about the Zanzibar archipelago <img src=x onerror/);
+  assert.equal(await page.textContent("#search-results mark"), "Zanzibar");
+  assert.equal(await page.locator("#search-results img").count(), 0, "the snippet is text, not HTML");
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await page.screenshot({ path: path.join(shots, "search-results.png") });
+
+  // By title; nothing found says so; Escape brings the list back.
+  await page.fill("#search", "seaweed");
+  await page.waitForFunction(() => document.querySelector("#search-results .hit-title")?.textContent === "Seaweed notes");
+  await page.fill("#search", "no-such-words-anywhere");
+  await page.waitForFunction(() => /No chats match “no-such-words-anywhere”/.test(document.getElementById("search-results").textContent));
+  await page.press("#search", "Escape");
+  assert.equal(await page.isVisible("#conversations"), true);
+  assert.equal(await page.isHidden("#search-results"), true);
+
+  await context.close();
+});
+
 test("at phone width the Export menu is there and downloads the chat", async () => {
   const { context, page } = await loggedInPage({ viewport: { width: 390, height: 800 } });
   await setMaxTokens(page, 8);
