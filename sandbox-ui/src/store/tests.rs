@@ -269,3 +269,27 @@ fn search_finds_by_title_or_text_most_recent_first_and_only_the_users_own() {
     assert!(s.search("ann", "kelp", 10).unwrap().is_empty());
     assert_eq!(s.search("bob", "ZANZIBAR", 10).unwrap().len(), 1);
 }
+
+#[test]
+fn search_sees_text_that_only_lowercases_into_the_query() {
+    let s = Store::open(&dir("search-fold")).unwrap();
+    let mut c = s.create_conversation("ann", "Units").unwrap();
+    // U+212A KELVIN SIGN lowercases to an ASCII "k".
+    s.add_message(
+        &mut c,
+        "user",
+        "300 \u{212A}elvin is warm",
+        MessageStatus::Complete,
+    )
+    .unwrap();
+    let mut d = s.create_conversation("ann", "Quotes").unwrap();
+    s.add_message(
+        &mut d,
+        "user",
+        "she said \"hi\" twice",
+        MessageStatus::Complete,
+    )
+    .unwrap();
+    assert_eq!(s.search("ann", "kelvin", 10).unwrap().len(), 1);
+    assert_eq!(s.search("ann", "\"HI\"", 10).unwrap().len(), 1);
+}
