@@ -276,8 +276,93 @@
     article.appendChild(t);
   }
 
+  // ---- attachments ----------------------------------------------------------
+
+  // The most text one message holds (sandbox-ui's MAX_MESSAGE_CHARS); files go into it.
+  const MAX_MESSAGE_CHARS = 100000;
+  const attachInput = $("attach");
+  const attachmentList = $("attachments");
+  let attachments = []; // { name, text }
+  let reading = 0; // files still being read
+
+  function showAttachments() {
+    attachmentList.replaceChildren();
+    attachments.forEach((a, i) => {
+      const li = document.createElement("li");
+      li.append(a.name + " (" + a.text.length.toLocaleString("en") + " characters)");
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-attachment";
+      remove.setAttribute("aria-label", "Remove " + a.name);
+      remove.textContent = "✕";
+      remove.addEventListener("click", () => { attachments.splice(i, 1); showAttachments(); });
+      li.appendChild(remove);
+      attachmentList.appendChild(li);
+    });
+    attachmentList.hidden = attachments.length === 0;
+  }
+
+  // A file's text, or why it cannot go into a message.
+  async function readTextFile(file) {
+    if (file.size > 4 * MAX_MESSAGE_CHARS) {
+      throw new Error(file.name + " is " + (file.size / 1024).toFixed(0) + " KB; a message holds at most " +
+        MAX_MESSAGE_CHARS.toLocaleString("en") + " characters, so attach a smaller file or an excerpt.");
+    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let text;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch (_) {
+      throw new Error(file.name + " is not a text file (only text: code, Markdown, CSV, plain text).");
+    }
+    if (text.includes("\u0000")) throw new Error(file.name + " is not a text file (only text: code, Markdown, CSV, plain text).");
+    return text;
+  }
+
+  attachInput.addEventListener("change", async () => {
+    showError("");
+    const files = [...attachInput.files];
+    reading += files.length;
+    for (const file of files) {
+      try {
+        attachments.push({ name: file.name, text: await readTextFile(file) });
+      } catch (e) {
+        showError(e.message);
+      } finally {
+        reading--;
+      }
+    }
+    attachInput.value = "";
+    showAttachments();
+  });
+
+  // The message as the model reads it: the typed text, then each file in a fenced
+  // block (a fence longer than any run of backticks in the file) under its name.
+  function withAttachments(text) {
+    const parts = [text.trim()];
+    for (const a of attachments) {
+      const longest = Math.max(2, ...(a.text.match(/`+/g) || []).map((m) => m.length));
+      const fence = "`".repeat(longest + 1);
+      const lang = (a.name.match(/\.([A-Za-z0-9]+)$/) || [, ""])[1].toLowerCase();
+      parts.push("File " + a.name + ":\n" + fence + lang + "\n" + a.text.replace(/\n$/, "") + "\n" + fence);
+    }
+    return parts.filter(Boolean).join("\n\n");
+  }
+
   async function send(action) {
     if (busy) return;
+    if (reading) return showError("Still reading the attached file; send again in a moment.");
+    if ((action === "send" || action === "edit") && attachments.length) {
+      const full = withAttachments(input.value);
+      if (full.length > MAX_MESSAGE_CHARS) {
+        showError("With its files the message has " + full.length.toLocaleString("en") + " characters; a message holds at most " +
+          MAX_MESSAGE_CHARS.toLocaleString("en") + ". Remove a file or attach an excerpt.");
+        return;
+      }
+      input.value = full;
+      attachments = [];
+      showAttachments();
+    }
     const text = input.value;
     if ((action === "send" || action === "edit") && !text.trim()) return;
     showError("");

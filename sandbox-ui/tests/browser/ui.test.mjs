@@ -641,6 +641,42 @@ test("search finds chats by title and by message text, shows where, and never ru
   await context.close();
 });
 
+test("a text file attached to a message goes into it; a binary or too large file is refused with the numbers", async () => {
+  const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 6);
+  // Refusals first: nothing is attached, and the box says why.
+  await page.setInputFiles("#attach", { name: "photo.png", mimeType: "image/png", buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0xfe, 0x00, 0x01]) });
+  await page.waitForSelector("#composer-error:not([hidden])");
+  assert.equal(await page.textContent("#composer-error"), "photo.png is not a text file (only text: code, Markdown, CSV, plain text).");
+  // (Files are read asynchronously: each step waits for the page to show the result.)
+  await page.setInputFiles("#attach", { name: "huge.txt", mimeType: "text/plain", buffer: Buffer.alloc(500 * 1024, "a") });
+  await page.waitForFunction(() => /^huge\.txt is 500 KB; a message holds at most 100,000 characters/.test(document.getElementById("composer-error").textContent));
+  await page.setInputFiles("#attach", { name: "big.txt", mimeType: "text/plain", buffer: Buffer.alloc(150000, "b") });
+  await page.waitForSelector("#attachments:not([hidden])");
+  await page.fill("#input", "Summarise.");
+  await page.press("#input", "Enter");
+  assert.match(await page.textContent("#composer-error"), /^With its files the message has 150,0\d\d characters; a message holds at most 100,000\./);
+  await page.click(".remove-attachment");
+  assert.equal(await page.isHidden("#attachments"), true);
+
+  // A CSV: listed by name and size, then sent as part of the message, in a block.
+  await page.setInputFiles("#attach", { name: "prices.csv", mimeType: "text/csv", buffer: Buffer.from("fruit,price\napple,3\npear,```5\n") });
+  await page.waitForSelector("#attachments:not([hidden])");
+  assert.match(await page.textContent("#attachments"), /prices\.csv \(30 characters\)/);
+  await page.fill("#input", "Which fruit is cheapest?");
+  await page.screenshot({ path: path.join(shots, "attachment.png") });
+  await page.press("#input", "Enter");
+  await assertAnswered(page);
+  const question = page.locator("article.message.user").last();
+  assert.match(await question.textContent(), /Which fruit is cheapest\?/);
+  assert.match(await question.locator("pre").textContent(), /fruit,price\napple,3\npear,```5/);
+  assert.equal(await page.isHidden("#attachments"), true, "sent files leave the box");
+  const id = new URL(page.url()).pathname.split("/").pop();
+  const json = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
+  assert.equal(json.messages[0].content, "Which fruit is cheapest?\n\nFile prices.csv:\n````csv\nfruit,price\napple,3\npear,```5\n````");
+  await context.close();
+});
+
 test("at phone width the Export menu is there and downloads the chat", async () => {
   const { context, page } = await loggedInPage({ viewport: { width: 390, height: 800 } });
   await setMaxTokens(page, 8);
