@@ -2,10 +2,9 @@
 //! key, then the environment variable, then the flag (`sandbox-api config` prints what
 //! the server would run with).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use sandbox_core::config_file::testing::{Setting, check_layers, shown};
+use sandbox_core::config_file::testing::{Setting, check_all_layers, shown};
 
 const Q4: &str = "\"Mistral-7B-Instruct-v0.3-Q4_K_M.gguf\"";
 
@@ -186,21 +185,10 @@ const SETTINGS: &[Setting] = &[
     },
 ];
 
-fn private_file(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 #[test]
 fn every_setting_wins_over_the_layer_below_it() {
-    let dir = std::env::temp_dir().join(format!("api-layers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for k in ["k1", "k2", "k3"] {
-        private_file(&dir.join(k), &format!("key-{k}\n"));
-    }
-    let failures = check_layers(Path::new(env!("CARGO_BIN_EXE_sandbox-api")), &dir, SETTINGS);
+    let failures = check_all_layers(Path::new(env!("CARGO_BIN_EXE_sandbox-api")), SETTINGS);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

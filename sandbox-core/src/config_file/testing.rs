@@ -82,6 +82,32 @@ type Layer<'a> = (
     &'a [&'a str],
 );
 
+/// Every layer of every setting, in a fresh temporary folder that also holds three
+/// private key files, `k1` to `k3` (for the key-file settings); the failures, in
+/// words.
+pub fn check_all_layers(binary: &Path, settings: &[Setting]) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned());
+    let dir = std::env::temp_dir().join(format!(
+        "{}-layers-{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let made = std::fs::create_dir_all(&dir).and_then(|()| {
+        ["k1", "k2", "k3"].iter().try_for_each(|k| {
+            let path = dir.join(k);
+            std::fs::write(&path, format!("key-{k}\n"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        })
+    });
+    let failures = match made {
+        Ok(()) => check_layers(binary, &dir, settings),
+        Err(e) => vec![format!("cannot prepare {}: {e}", dir.display())],
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    failures
+}
+
 /// Every layer of every setting, in `dir` (for the files); the failures, in words.
 /// `{dir}` in any value stands for `dir`. A setting without a variable (`env: ""`) is
 /// a file-only key: its last two layers add nothing.
