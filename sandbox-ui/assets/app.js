@@ -153,6 +153,20 @@
         addAction(last, "Continue", "continue", () => send("continue"));
       }
       addAction(last, "Regenerate", "regenerate", () => send("regenerate"));
+      const count = Number(last.dataset.versions || 1);
+      if (count > 1) {
+        const at = Number(last.dataset.version || 0);
+        const prev = addAction(last, "‹", "version-prev", () => showVersion(last, at - 1));
+        prev.disabled = at === 0;
+        prev.setAttribute("aria-label", "Previous version");
+        const label = document.createElement("span");
+        label.className = "version-label";
+        label.textContent = (at + 1) + " / " + count;
+        last.querySelector(".actions").appendChild(label);
+        const next = addAction(last, "›", "version-next", () => showVersion(last, at + 1));
+        next.disabled = at === count - 1;
+        next.setAttribute("aria-label", "Next version");
+      }
       addAction(last, "Copy", "copy-answer", async (b) => {
         await md.copyText(last._raw || "");
         b.textContent = "Copied";
@@ -177,6 +191,24 @@
     b.textContent = label;
     b.addEventListener("click", () => onClick(b));
     bar.appendChild(b);
+    return b;
+  }
+
+  // Shows another version of the last answer (the chat goes on from the one shown).
+  async function showVersion(article, index) {
+    showError("");
+    try {
+      const resp = await post("/app/c/" + conversation + "/version", { seq: Number(article.dataset.seq), index: index });
+      const v = await resp.json();
+      article.dataset.version = v.version;
+      article.dataset.versions = v.versions;
+      setText(article, v.content);
+      setStatus(article, v.status, v.error);
+      showDetails(article, v.details);
+      refreshActions();
+    } catch (e) {
+      showError(e.offline ? CHAT_SERVER_DOWN : e.message);
+    }
   }
 
   function startEdit(article) {
@@ -210,7 +242,10 @@
       : "Waiting for the model…";
   }
 
-  function onStart(ev) {
+  function onStart(ev, answer) {
+    answer.dataset.seq = ev.assistant_seq;
+    answer.dataset.versions = ev.versions;
+    answer.dataset.version = ev.versions - 1;
     const isNew = conversation !== String(ev.conversation);
     conversation = String(ev.conversation);
     chat.dataset.conversation = conversation;
@@ -241,7 +276,7 @@
           for (const line of chunk.split("\n")) {
             if (!line.startsWith("data: ")) continue;
             const ev = JSON.parse(line.slice(6));
-            if (ev.type === "start") onStart(ev);
+            if (ev.type === "start") onStart(ev, answer);
             else if (ev.type === "snapshot") { answer._raw = ev.content; scheduleRender(answer); }
             else if (ev.type === "queued") showQueue(ev.position);
             else if (ev.type === "delta") {

@@ -31,6 +31,9 @@ pub enum UiEvent {
         user_seq: Option<u64>,
         /// The answer's message.
         assistant_seq: u64,
+        /// How many versions the answer has with this one (the one being written is
+        /// the last).
+        versions: usize,
     },
     /// The answer so far (first event for a browser that attaches late).
     Snapshot {

@@ -158,6 +158,7 @@ pub async fn run(cfg: UiConfig) -> Result<(), StartError> {
             .service(conversations::settings)
             .service(conversations::export)
             .service(conversations::search)
+            .service(conversations::show_version)
             .service(status::status)
             .default_service(web::to(not_found))
     })

@@ -231,6 +231,7 @@ pub async fn send(
         title: prepared.conversation.title.clone(),
         user_seq: prepared.user_seq,
         assistant_seq: prepared.answer.seq,
+        versions: prepared.answer.version_count(),
     };
     if prepared.request.continue_final_message {
         reservation.continues(&prepared.answer.content);

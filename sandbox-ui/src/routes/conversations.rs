@@ -11,6 +11,54 @@ use crate::session::LoggedIn;
 use crate::state::AppState;
 use crate::store::{to_json, to_markdown};
 
+#[derive(Debug, Deserialize)]
+struct ShowVersion {
+    /// The answer's message number.
+    seq: u64,
+    /// Which version, 0-based in the order they were written.
+    index: usize,
+}
+
+/// `POST /app/c/{id}/version`: shows another version of an answer (the conversation
+/// goes on from the one shown); answers with the version now shown.
+#[post("/app/c/{id}/version")]
+pub async fn show_version(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: LoggedIn,
+    id: web::Path<u64>,
+    body: web::Json<ShowVersion>,
+) -> Result<HttpResponse, UiError> {
+    let c = who.owned_conversation(&req, &state.store, *id)?;
+    if state.generations.get(c.id).is_some() {
+        return Err(UiError::Conflict(
+            "An answer is still being written in this chat; wait for it or stop it first.".into(),
+        ));
+    }
+    let mut m = state
+        .store
+        .messages(c.id)?
+        .into_iter()
+        .find(|m| m.seq == body.seq && m.role == "assistant")
+        .ok_or(UiError::NotFound("answer"))?;
+    if !m.show_version(body.index) {
+        return Err(UiError::BadRequest(format!(
+            "This answer has {} versions; there is no version {}.",
+            m.version_count(),
+            body.index + 1
+        )));
+    }
+    state.store.update_message(&m)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "content": m.content,
+        "status": m.status,
+        "error": m.error,
+        "details": m.details,
+        "version": m.version,
+        "versions": m.version_count(),
+    })))
+}
+
 /// The most conversations one search lists.
 pub const MAX_SEARCH_HITS: usize = 50;
 

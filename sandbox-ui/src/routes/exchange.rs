@@ -40,20 +40,31 @@ pub(super) fn prepare(
     content: Option<&str>,
     model: String,
 ) -> Result<Prepared, UiError> {
-    let (user_seq, continued) = apply(store, &mut c, action, content)?;
+    let (user_seq, reused) = apply(store, &mut c, action, content)?;
     let mut messages: Vec<openai::Message> = c
         .system_prompt
         .iter()
         .map(|s| openai::Message::text("system", s.clone()))
         .collect();
-    messages.extend(store.messages(c.id)?.into_iter().map(|m| {
-        let role = if m.role == "user" { "user" } else { ASSISTANT };
-        openai::Message::text(role, m.content)
-    }));
-    let continue_final_message = continued.is_some();
-    let answer = match continued {
-        Some(a) => a,
-        None => store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?,
+    // A regenerated answer is written anew: the model does not see the old one.
+    let skip = match &reused {
+        Answer::Regenerate(a) => Some(a.seq),
+        _ => None,
+    };
+    messages.extend(
+        store
+            .messages(c.id)?
+            .into_iter()
+            .filter(|m| Some(m.seq) != skip)
+            .map(|m| {
+                let role = if m.role == "user" { "user" } else { ASSISTANT };
+                openai::Message::text(role, m.content)
+            }),
+    );
+    let continue_final_message = matches!(reused, Answer::Continue(_));
+    let answer = match reused {
+        Answer::Continue(a) | Answer::Regenerate(a) => a,
+        Answer::New => store.add_message(&mut c, "assistant", "", MessageStatus::Streaming)?,
     };
     let request = ChatCompletionRequest {
         model,
@@ -75,17 +86,27 @@ pub(super) fn prepare(
     })
 }
 
+/// Which stored answer the model writes into.
+enum Answer {
+    /// A new one.
+    New,
+    /// The cut-off one, going on with its text.
+    Continue(Message),
+    /// The last one, as a new version of it (the earlier ones kept).
+    Regenerate(Message),
+}
+
 /// Stores what `action` does to the conversation: the user's message (its number)
-/// for `send` and `edit`, the answer to go on with for `continue`.
+/// for `send` and `edit`, and the answer the model writes into.
 fn apply(
     store: &Store,
     c: &mut Conversation,
     action: &str,
     content: Option<&str>,
-) -> Result<(Option<u64>, Option<Message>), UiError> {
+) -> Result<(Option<u64>, Answer), UiError> {
     let history = store.messages(c.id)?;
     let mut user_seq = None;
-    let mut continued = None;
+    let mut reused = Answer::New;
     match action {
         "send" => {
             let text = message_text(content)?;
@@ -100,7 +121,10 @@ fn apply(
                 .last()
                 .ok_or_else(|| UiError::BadRequest("There is no answer to regenerate.".into()))?;
             if last.role == "assistant" {
-                store.truncate(c.id, last.seq)?;
+                let mut answer = last.clone();
+                answer.begin_version();
+                store.update_message(&answer)?;
+                reused = Answer::Regenerate(answer);
             }
         }
         "edit" => {
@@ -133,7 +157,7 @@ fn apply(
             answer.status = MessageStatus::Streaming;
             answer.error = None;
             store.update_message(&answer)?;
-            continued = Some(answer);
+            reused = Answer::Continue(answer);
         }
         other => {
             return Err(UiError::BadRequest(format!(
@@ -141,5 +165,5 @@ fn apply(
             )));
         }
     }
-    Ok((user_seq, continued))
+    Ok((user_seq, reused))
 }

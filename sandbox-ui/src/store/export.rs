@@ -18,6 +18,15 @@ pub fn to_markdown(c: &Conversation, messages: &[Message]) -> String {
             (MessageStatus::Streaming, _) => " (incomplete)".to_owned(),
             (MessageStatus::Complete, _) => String::new(),
         };
+        let note = if m.versions.is_empty() {
+            note
+        } else {
+            format!(
+                " (version {} of {}; all are in the JSON export){note}",
+                m.version + 1,
+                m.version_count()
+            )
+        };
         out.push_str(&format!("**{who}**{note}:\n\n{}\n\n", m.content));
     }
     out
@@ -40,6 +49,8 @@ pub fn to_json(c: &Conversation, messages: &[Message]) -> serde_json::Value {
             "error": m.error,
             "created": m.created,
             "details": m.details,
+            "version": m.version,
+            "versions": m.versions,
         })).collect::<Vec<_>>(),
     })
 }

@@ -121,6 +121,8 @@ impl Store {
             error: None,
             created: now(),
             details: None,
+            versions: Vec::new(),
+            version: 0,
         };
         self.messages.insert(message_key(c.id, seq), encode(&m)?)?;
         if let Some(stored) = self.conversations.get(conversation_key(&c.user, c.id))? {

@@ -140,6 +140,78 @@ pub struct Message {
     /// details were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<AnswerDetails>,
+    /// The answer's other versions (Regenerate keeps the earlier ones), in the order
+    /// they were written, without the one this message shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<AnswerVersion>,
+    /// Where the shown version stands among all of them (0: the first written).
+    #[serde(default)]
+    pub version: usize,
+}
+
+/// One version of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerVersion {
+    /// The text.
+    pub content: String,
+    /// How it ended.
+    pub status: MessageStatus,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// How it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<AnswerDetails>,
+}
+
+impl Message {
+    /// How many versions the answer has (1 without a regeneration).
+    pub fn version_count(&self) -> usize {
+        self.versions.len() + 1
+    }
+
+    /// The version shown, as a version.
+    fn shown(&self) -> AnswerVersion {
+        AnswerVersion {
+            content: self.content.clone(),
+            status: self.status,
+            error: self.error.clone(),
+            details: self.details.clone(),
+        }
+    }
+
+    /// Starts a new version (what a regeneration writes into): the one shown joins the
+    /// others, and the message becomes empty and streaming, shown last.
+    pub fn begin_version(&mut self) {
+        let shown = self.shown();
+        self.versions
+            .insert(self.version.min(self.versions.len()), shown);
+        self.version = self.versions.len();
+        self.content.clear();
+        self.status = MessageStatus::Streaming;
+        self.error = None;
+        self.details = None;
+    }
+
+    /// Shows version `index` (0-based, in the order written) instead of the one shown;
+    /// false if there is no such version.
+    pub fn show_version(&mut self, index: usize) -> bool {
+        if index >= self.version_count() {
+            return false;
+        }
+        if index == self.version {
+            return true;
+        }
+        let shown = self.shown();
+        self.versions
+            .insert(self.version.min(self.versions.len()), shown);
+        let v = self.versions.remove(index);
+        self.content = v.content;
+        self.status = v.status;
+        self.error = v.error;
+        self.details = v.details;
+        self.version = index;
+        true
+    }
 }
 
 /// How an answer was made, from the API's own timings: shown under it and exported.

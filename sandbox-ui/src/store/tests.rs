@@ -293,3 +293,39 @@ fn search_sees_text_that_only_lowercases_into_the_query() {
     assert_eq!(s.search("ann", "kelvin", 10).unwrap().len(), 1);
     assert_eq!(s.search("ann", "\"HI\"", 10).unwrap().len(), 1);
 }
+
+#[test]
+fn regenerating_keeps_every_version_in_the_order_written() {
+    let s = Store::open(&dir("versions")).unwrap();
+    let mut c = s.create_conversation("ann", "v").unwrap();
+    let mut m = s
+        .add_message(&mut c, "assistant", "first", MessageStatus::Complete)
+        .unwrap();
+    m.begin_version();
+    m.content = "second".into();
+    m.status = MessageStatus::Truncated;
+    m.begin_version();
+    m.content = "third".into();
+    m.status = MessageStatus::Complete;
+    s.update_message(&m).unwrap();
+    let mut m = s.messages(c.id).unwrap().remove(0);
+    assert_eq!((m.version, m.version_count()), (2, 3));
+    assert!(m.show_version(0));
+    assert_eq!((m.content.as_str(), m.version), ("first", 0));
+    assert!(m.show_version(1));
+    assert_eq!(
+        (m.content.as_str(), m.status),
+        ("second", MessageStatus::Truncated)
+    );
+    let order: Vec<&str> = m.versions.iter().map(|v| v.content.as_str()).collect();
+    assert_eq!(order, ["first", "third"]);
+    assert!(!m.show_version(3));
+    // Regenerating from an earlier version: the new one is the last written.
+    m.begin_version();
+    assert_eq!(
+        (m.version, m.version_count(), m.content.as_str()),
+        (3, 4, "")
+    );
+    let order: Vec<&str> = m.versions.iter().map(|v| v.content.as_str()).collect();
+    assert_eq!(order, ["first", "second", "third"]);
+}

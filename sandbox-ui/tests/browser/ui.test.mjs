@@ -677,6 +677,55 @@ test("a text file attached to a message goes into it; a binary or too large file
   await context.close();
 });
 
+test("Regenerate keeps the earlier answers: ‹ 2/3 › moves between them, stored, exported, and the chat goes on from the one shown", async () => {
+  const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 6);
+  // Sampled (the default temperature), so each version differs in practice; the test
+  // only relies on what was stored for each.
+  await sendMessage(page, "Name an animal.");
+  await assertAnswered(page);
+  const raw = () => page.evaluate(() => [...document.querySelectorAll("article.message.assistant")].pop()._raw);
+  const texts = [await raw()];
+  for (let i = 0; i < 2; i++) {
+    await page.click("article.message.assistant .regenerate");
+    await page.waitForFunction(() => [...document.querySelectorAll("article.message.assistant")].pop().dataset.status === "streaming");
+    await assertAnswered(page);
+    texts.push(await raw());
+  }
+  assert.equal(await page.locator("article.message").count(), 2, "versions, not new messages");
+  assert.equal(await page.textContent(".version-label"), "3 / 3");
+  assert.equal(await page.isDisabled(".version-next"), true);
+  await page.click(".version-prev");
+  await page.waitForFunction(() => document.querySelector(".version-label")?.textContent === "2 / 3");
+  assert.equal(await raw(), texts[1]);
+  await page.screenshot({ path: path.join(shots, "answer-versions.png") });
+
+  // Stored: a reload shows the version chosen; the export holds all three.
+  await page.reload();
+  assert.equal(await page.textContent(".version-label"), "2 / 3");
+  assert.equal(await raw(), texts[1]);
+  const id = new URL(page.url()).pathname.split("/").pop();
+  const json = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
+  const answer = json.messages[1];
+  assert.equal(answer.content, texts[1]);
+  assert.equal(answer.version, 1);
+  assert.deepEqual(answer.versions.map((v) => v.content), [texts[0], texts[2]]);
+  const markdown = await (await page.request.get(`${ui.url}/c/${id}/export.md`)).text();
+  assert.match(markdown, /\*\*Assistant\*\* \(version 2 of 3; all are in the JSON export\)/);
+
+  // Going on: the next question follows the version shown; the versions stay with it.
+  await page.click(".version-prev");
+  await page.waitForFunction(() => document.querySelector(".version-label")?.textContent === "1 / 3");
+  await sendMessage(page, "And another?");
+  await assertAnswered(page);
+  const after = await (await page.request.get(`${ui.url}/c/${id}/export.json`)).json();
+  assert.equal(after.messages.length, 4);
+  assert.equal(after.messages[1].content, texts[0]);
+  assert.equal(after.messages[1].versions.length, 2);
+  assert.equal(await page.locator(".version-label").count(), 0, "only the last answer offers versions");
+  await context.close();
+});
+
 test("at phone width the Export menu is there and downloads the chat", async () => {
   const { context, page } = await loggedInPage({ viewport: { width: 390, height: 800 } });
   await setMaxTokens(page, 8);
