@@ -30,11 +30,13 @@ pub async fn show_version(
     body: web::Json<ShowVersion>,
 ) -> Result<HttpResponse, UiError> {
     let c = who.owned_conversation(&req, &state.store, *id)?;
-    if state.generations.get(c.id).is_some() {
-        return Err(UiError::Conflict(
+    // Held until the new version is stored, as a send holds it: a regeneration cannot
+    // start in between and write over the answer being switched.
+    let _busy = state.generations.reserve(c.id).ok_or_else(|| {
+        UiError::Conflict(
             "An answer is still being written in this chat; wait for it or stop it first.".into(),
-        ));
-    }
+        )
+    })?;
     let mut m = state
         .store
         .messages(c.id)?

@@ -33,6 +33,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let prefilter = Prefilter::new(&needle);
+        let mut lowered = Vec::new();
         let mut hits = Vec::new();
         for c in self.conversations(user)? {
             if hits.len() >= limit {
@@ -41,7 +42,7 @@ impl Store {
             let snippet = if c.title.to_lowercase().contains(&needle) {
                 None
             } else {
-                match self.first_match(c.id, &needle, &prefilter)? {
+                match self.first_match(c.id, &needle, &prefilter, &mut lowered)? {
                     Some(s) => Some(s),
                     None => continue,
                 }
@@ -62,11 +63,11 @@ impl Store {
         conversation: u64,
         needle: &str,
         prefilter: &Prefilter,
+        lowered: &mut Vec<u8>,
     ) -> Result<Option<String>, StoreError> {
-        let mut lowered = Vec::new();
         for kv in self.messages.scan_prefix(conversation.to_be_bytes()) {
             let (_, v) = kv?;
-            if !prefilter.may_match(&v, &mut lowered) {
+            if !prefilter.may_match(&v, lowered) {
                 continue;
             }
             let m: Message = decode(&v)?;
