@@ -29,6 +29,13 @@ pub struct SamplingParams {
     pub logit_bias: Vec<(TokenId, f32)>,
     /// A GBNF grammar every generated token must respect (root rule `root`).
     pub grammar: Option<String>,
+    /// Makes the grammar lazy: the model writes freely until one of these words
+    /// appears in its output, and the grammar then holds from that word on (so it must
+    /// match starting with the word). Empty with no trigger tokens: the grammar holds
+    /// from the first token.
+    pub grammar_triggers: Vec<String>,
+    /// Tokens that set off a lazy grammar as the words do (their text is fed to it).
+    pub grammar_trigger_tokens: Vec<TokenId>,
 }
 
 impl Default for SamplingParams {
@@ -45,6 +52,8 @@ impl Default for SamplingParams {
             frequency_penalty: 0.0,
             logit_bias: Vec::new(),
             grammar: None,
+            grammar_triggers: Vec::new(),
+            grammar_trigger_tokens: Vec::new(),
         }
     }
 }
@@ -69,6 +78,13 @@ pub struct Sampler {
     /// instead of through llama.cpp's sampler chain, which copies the whole
     /// vocabulary into a candidate array for every token.
     pub(crate) greedy_bias: Option<Vec<(TokenId, f32)>>,
+    /// For a lazy grammar: the same chain without the grammar. Once triggered, a lazy
+    /// grammar is fed the text from the trigger on, and a token that carried the
+    /// trigger may end in text the grammar refuses; llama.cpp then throws, which
+    /// through its plain C sampling call would abort the process. Such a token is
+    /// accepted through the catching path instead, and the rest of the answer is
+    /// written with this chain (unconstrained, as before the trigger).
+    pub(crate) unconstrained: Option<LlamaSampler>,
 }
 
 // SAFETY: a llama.cpp sampler chain is heap state owned by this value alone, with no
@@ -84,12 +100,24 @@ impl Sampler {
         Self {
             inner: LlamaSampler::greedy(),
             greedy_bias: Some(Vec::new()),
+            unconstrained: None,
         }
     }
 
     /// Builds the chain: logit bias, grammar, penalties, then either greedy or
     /// top-k → top-p → min-p → temperature → random draw.
     pub fn new(model: &Model, params: &SamplingParams) -> Result<Self, LlamaError> {
+        let lazy = params.grammar.is_some()
+            && !(params.grammar_triggers.is_empty() && params.grammar_trigger_tokens.is_empty());
+        let unconstrained = if lazy {
+            let plain = SamplingParams {
+                grammar: None,
+                ..params.clone()
+            };
+            Some(Self::new(model, &plain)?.inner)
+        } else {
+            None
+        };
         let n_vocab = model.info().n_vocab as i32;
         let mut chain = Vec::new();
         if !params.logit_bias.is_empty() {
@@ -101,9 +129,25 @@ impl Sampler {
             chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
         }
         if let Some(grammar) = &params.grammar {
-            let g = LlamaSampler::grammar(&model.inner, grammar, "root").map_err(|e| {
-                LlamaError::Grammar(format!("{e} (llama.cpp logs the parse error)"))
-            })?;
+            let g = if params.grammar_triggers.is_empty()
+                && params.grammar_trigger_tokens.is_empty()
+            {
+                LlamaSampler::grammar(&model.inner, grammar, "root")
+            } else {
+                let mut tokens = Vec::with_capacity(params.grammar_trigger_tokens.len());
+                for &t in &params.grammar_trigger_tokens {
+                    model.check_token(t)?;
+                    tokens.push(LlamaToken(t));
+                }
+                LlamaSampler::grammar_lazy(
+                    &model.inner,
+                    grammar,
+                    "root",
+                    &params.grammar_triggers,
+                    &tokens,
+                )
+            }
+            .map_err(|e| LlamaError::Grammar(format!("{e} (llama.cpp logs the parse error)")))?;
             chain.push(g);
         }
         if params.repeat_penalty != 1.0
@@ -141,6 +185,7 @@ impl Sampler {
         Ok(Self {
             inner: LlamaSampler::chain_simple(chain),
             greedy_bias,
+            unconstrained,
         })
     }
 }

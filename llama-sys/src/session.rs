@@ -193,7 +193,30 @@ impl<'m> Session<'m> {
         if let Some(bias) = &sampler.greedy_bias {
             return Ok(biased_argmax(self.ctx.get_logits_ith(-1), bias));
         }
+        if sampler.unconstrained.is_some() {
+            return Ok(self.sample_lazy(sampler));
+        }
         Ok(sampler.inner.sample(&self.ctx, -1).0)
+    }
+
+    /// Sampling with a lazy grammar: the chain picks the token, and it is accepted
+    /// through the call that catches llama.cpp's exceptions (see
+    /// `Sampler::unconstrained`). A refused token ends the grammar.
+    fn sample_lazy(&mut self, sampler: &mut Sampler) -> TokenId {
+        let mut candidates = self.ctx.token_data_array_ith(-1);
+        candidates.apply_sampler(&mut sampler.inner);
+        let token = candidates
+            .selected_token()
+            .unwrap_or_else(|| LlamaToken(self.model.info().eos.as_ref().map_or(0, |t| t.id)));
+        let refused = sampler.inner.try_accept(token).is_err();
+        if let Some(plain) = &mut sampler.unconstrained {
+            // Kept in step, so that penalties still see the whole answer after a swap.
+            plain.accept(token);
+        }
+        if refused && let Some(plain) = sampler.unconstrained.take() {
+            sampler.inner = plain;
+        }
+        token.0
     }
 
     /// Log-probabilities of `token` and of the `top_n` most likely tokens, from the raw

@@ -165,6 +165,9 @@ pub struct EngineArgs {
     /// Requests that may wait behind the running one before new ones get 429 [default: 32].
     #[arg(long, env = "SANDBOX_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// A Jinja chat template file to use instead of the model file's own.
+    #[arg(long, env = "SANDBOX_CHAT_TEMPLATE_FILE", value_name = "JINJA")]
+    pub chat_template_file: Option<PathBuf>,
 }
 
 /// The quantizations the default repository holds.

@@ -183,6 +183,14 @@ const SETTINGS: &[Setting] = &[
         env_value: "2",
         expect: ["32", "1", "2", "3"],
     },
+    Setting {
+        key: "engine.chat_template_file",
+        env: "SANDBOX_CHAT_TEMPLATE_FILE",
+        flag: &["--chat-template-file", "/t/c.jinja"],
+        file: "\"/t/a.jinja\"",
+        env_value: "/t/b.jinja",
+        expect: ["", "\"/t/a.jinja\"", "\"/t/b.jinja\"", "\"/t/c.jinja\""],
+    },
 ];
 
 #[test]

@@ -19,6 +19,9 @@ pub struct EngineConfig {
     pub gpu_layers: Option<u32>,
     /// Jobs allowed to wait behind the running one before new ones are refused.
     pub queue_capacity: usize,
+    /// A Jinja chat template to use instead of the one in the GGUF file (for a file
+    /// without one, or with one that is wrong).
+    pub chat_template_file: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -30,6 +33,7 @@ impl Default for EngineConfig {
             n_threads: 0,
             gpu_layers: None,
             queue_capacity: 32,
+            chat_template_file: None,
         }
     }
 }

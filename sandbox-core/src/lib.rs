@@ -67,6 +67,7 @@ with_engine! {
     mod service;
     mod stop;
     mod template;
+    pub mod tools;
 
     pub use config::EngineConfig;
     pub use engine::{Engine, JobHandle};

@@ -5,26 +5,15 @@ use std::collections::VecDeque;
 
 use std::sync::Arc;
 
+use sandbox_core::contract::openai::ToolCall;
+use sandbox_core::tools::{CallStream, Reading};
 use sandbox_core::{
     EngineError, FinishReason, JobEvent, JobHandle, Service, Timings, TokenLogprob, Usage,
 };
 
-use sandbox_core::contract::openai::ToolCall;
-
-use super::tools::{self, TOOL_CALLS};
+use super::tools;
 use crate::error::ApiError;
 use crate::state::off_io;
-
-/// How the output is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputKind {
-    /// Plain text.
-    Text,
-    /// Text, unless it opens with `[TOOL_CALLS]`.
-    MaybeToolCalls,
-    /// Always a tool call (the prompt already ends with `[TOOL_CALLS]`).
-    ToolCalls,
-}
 
 /// What a choice produced.
 #[derive(Debug)]
@@ -45,35 +34,21 @@ pub enum ChoiceEvent {
     },
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Phase {
-    Streaming,
-    Deciding,
-    Capturing,
-}
-
 /// Reads a job's events as a choice.
 #[derive(Debug)]
 pub struct ChoiceReader {
     handle: JobHandle,
-    phase: Phase,
-    buffer: String,
+    calls: CallStream,
     logprobs: Vec<TokenLogprob>,
     ready: VecDeque<ChoiceEvent>,
     done: bool,
 }
 
 impl ChoiceReader {
-    pub fn new(handle: JobHandle, kind: OutputKind) -> Self {
-        let phase = match kind {
-            OutputKind::Text => Phase::Streaming,
-            OutputKind::MaybeToolCalls => Phase::Deciding,
-            OutputKind::ToolCalls => Phase::Capturing,
-        };
+    pub fn new(handle: JobHandle, reading: Reading) -> Self {
         Self {
             handle,
-            phase,
-            buffer: String::new(),
+            calls: CallStream::new(reading),
             logprobs: Vec::new(),
             ready: VecDeque::new(),
             done: false,
@@ -88,7 +63,7 @@ impl ChoiceReader {
         service: &Arc<Service>,
         job: &sandbox_core::JobRequest,
         i: u32,
-        kind: OutputKind,
+        reading: Reading,
         request_id: &str,
     ) -> Result<Self, ApiError> {
         if let Some(r) = first.take() {
@@ -106,7 +81,7 @@ impl ChoiceReader {
                 .map_err(|e| ApiError::from_engine(&e, &rid))
         })
         .await?;
-        Ok(Self::new(handle, kind))
+        Ok(Self::new(handle, reading))
     }
 
     /// The job's queue position at the moment of asking.
@@ -143,23 +118,19 @@ impl ChoiceReader {
                     timings,
                 }) => {
                     self.done = true;
-                    let calls = match self.phase {
-                        Phase::Capturing => tools::parse_calls(&self.buffer),
-                        _ => None,
-                    };
-                    if calls.is_none() && !self.buffer.is_empty() {
-                        // Not a well-formed call after all: show what the model wrote.
-                        let text = std::mem::take(&mut self.buffer);
-                        self.push_content(text);
+                    let cut_off =
+                        matches!(finish_reason, FinishReason::Length | FinishReason::Deadline);
+                    let ending = self.calls.finish(cut_off);
+                    if !ending.text.is_empty() {
+                        self.push_content(ending.text);
                     }
-                    let reason = if calls.is_some() {
-                        "tool_calls"
-                    } else {
-                        finish_reason_name(finish_reason)
+                    let reason = match &ending.calls {
+                        Some(_) if !cut_off => "tool_calls",
+                        _ => finish_reason_name(finish_reason),
                     };
                     self.ready.push_back(ChoiceEvent::Finish {
                         finish_reason: reason,
-                        tool_calls: calls,
+                        tool_calls: ending.calls.map(tools::wire_calls),
                         usage,
                         timings,
                     });
@@ -173,23 +144,9 @@ impl ChoiceReader {
     }
 
     fn text(&mut self, text: String) {
-        match self.phase {
-            Phase::Streaming => {
-                if !text.is_empty() {
-                    self.push_content(text);
-                }
-            }
-            Phase::Capturing => self.buffer.push_str(&text),
-            Phase::Deciding => {
-                self.buffer.push_str(&text);
-                if self.buffer.trim_start().starts_with(TOOL_CALLS) {
-                    self.phase = Phase::Capturing;
-                } else if !tools::may_start_call(&self.buffer) {
-                    self.phase = Phase::Streaming;
-                    let text = std::mem::take(&mut self.buffer);
-                    self.push_content(text);
-                }
-            }
+        let shown = self.calls.push(&text);
+        if !shown.is_empty() {
+            self.push_content(shown);
         }
     }
 

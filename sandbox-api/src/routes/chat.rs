@@ -7,22 +7,20 @@ use sandbox_core::contract::openai::{
     ASSISTANT, AssistantMessage, COMPLETION_OBJECT, ChatChoice, ChatCompletion,
     ChatCompletionChunk, ChatCompletionRequest, ChatLogprobs, Delta, Timings, ToolCall,
 };
-use sandbox_core::{
-    ChatMessage, Engine, JobRequest, Limits, Prompt, SamplingParams, TokenLogprob, Usage,
-};
+use sandbox_core::tools::{Reading, ToolChoice, ToolError, ToolJob};
+use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 
 use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
-use crate::openai::choice::OutputKind;
 use crate::openai::convert;
-use crate::openai::tools::{self, ToolMode, ToolPlan};
+use crate::openai::tools;
 use crate::openai::wire::{self, unix_now};
 use crate::state::{AppState, off_io, request_id};
 
 /// Everything needed to run the request's choices.
 struct Plan {
     job: JobRequest,
-    kind: OutputKind,
+    reading: Reading,
     n: u32,
 }
 
@@ -43,42 +41,6 @@ fn logprobs(body: &ChatCompletionRequest) -> Result<Option<usize>, ApiError> {
     }
 }
 
-/// The prompt and output of a chat with tools: the model may call them (auto), must
-/// not (the call marker banned), or must (the marker given, the rest under a grammar).
-fn with_tools(
-    messages: Vec<ChatMessage>,
-    p: ToolPlan,
-    sampling: &mut SamplingParams,
-    engine: &Engine,
-    rid: &str,
-) -> Result<(Prompt, OutputKind), ApiError> {
-    let chat = |messages, tools| Prompt::Chat {
-        messages,
-        tools: Some(tools),
-    };
-    Ok(match p.mode {
-        ToolMode::Auto => (chat(messages, p.tools), OutputKind::MaybeToolCalls),
-        ToolMode::Banned(marker) => {
-            sampling.logit_bias.push((marker, f32::NEG_INFINITY));
-            (chat(messages, p.tools), OutputKind::Text)
-        }
-        ToolMode::Forced { grammar, marker } => {
-            if sampling.grammar.is_some() {
-                return Err(ApiError::invalid(
-                    Some("response_format"),
-                    "response_format cannot be combined with a required tool call",
-                ));
-            }
-            sampling.grammar = Some(grammar);
-            let mut tokens = engine
-                .chat_tokens(&messages, Some(&p.tools))
-                .map_err(|e| ApiError::from_engine(&e, rid))?;
-            tokens.push(marker);
-            (Prompt::Tokens(tokens), OutputKind::ToolCalls)
-        }
-    })
-}
-
 fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan, ApiError> {
     let messages = convert::messages(&body.messages)?;
     let n = convert::choices(body.options.n)?;
@@ -89,34 +51,41 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
     let mut sampling = convert::sampling(&body.options, engine)?;
     let logprobs = logprobs(body)?;
     sampling.grammar = convert::response_grammar(body.response_format.as_ref())?;
-    let tool_plan = tools::plan(
+    let tools = tools::request(
         body.tools.as_deref(),
         body.tool_choice.as_ref(),
         body.parallel_tool_calls.unwrap_or(true),
-        engine,
     )?;
-    if body.continue_final_message && tool_plan.is_some() {
+    if body.continue_final_message && tools.is_some() {
         return Err(ApiError::invalid(
             Some("continue_final_message"),
             "continue_final_message cannot be combined with tools",
         ));
     }
-    let (prompt, kind) = match tool_plan {
-        None if body.continue_final_message => (
-            Prompt::Continue {
+    let forced = tools
+        .as_ref()
+        .is_some_and(|t| matches!(t.choice, ToolChoice::Required | ToolChoice::Named(_)));
+    if forced && sampling.grammar.is_some() {
+        return Err(ApiError::invalid(
+            Some("response_format"),
+            "response_format cannot be combined with a required tool call",
+        ));
+    }
+    let ToolJob { prompt, reading } = if body.continue_final_message {
+        ToolJob {
+            prompt: Prompt::Continue {
                 messages,
                 tools: None,
             },
-            OutputKind::Text,
-        ),
-        None => (
-            Prompt::Chat {
-                messages,
-                tools: None,
-            },
-            OutputKind::Text,
-        ),
-        Some(p) => with_tools(messages, p, &mut sampling, engine, rid)?,
+            reading: Reading::Text,
+        }
+    } else {
+        engine
+            .tool_job(messages, tools.as_ref(), &mut sampling)
+            .map_err(|e| match e {
+                ToolError::Schema(_) => ApiError::invalid(Some("tools"), e.to_string()),
+                ToolError::Prompt(e) => ApiError::from_engine(&e, rid),
+            })?
     };
     Ok(Plan {
         job: JobRequest {
@@ -129,7 +98,7 @@ fn plan(body: &ChatCompletionRequest, engine: &Engine, rid: &str) -> Result<Plan
             },
             logprobs,
         },
-        kind,
+        reading,
         n,
     })
 }
@@ -161,7 +130,7 @@ pub async fn completions(
         created: unix_now(),
         logprobs: plan.job.logprobs.is_some(),
     };
-    let generation = Generation::new(state, plan.job, plan.kind, plan.n, first, rid);
+    let generation = Generation::new(state, plan.job, plan.reading, plan.n, first, rid);
     generation.respond(shape, &body.options).await
 }
 
@@ -216,7 +185,9 @@ impl Shape for ChatShape {
                 finish_reason: c.finish_reason.to_owned(),
                 message: AssistantMessage {
                     role: ASSISTANT.into(),
-                    content: c.tool_calls.is_none().then_some(c.text),
+                    // With calls, content is whatever the model said before them.
+                    content: (c.tool_calls.is_none() || !c.text.trim().is_empty())
+                        .then_some(c.text),
                     refusal: None,
                     tool_calls: c.tool_calls,
                 },

@@ -11,10 +11,10 @@ use sandbox_core::{Engine, JobRequest, Limits, Prompt, TokenLogprob, Usage};
 
 use super::generate::{Choice, Generation, Shape};
 use crate::error::ApiError;
-use crate::openai::choice::OutputKind;
 use crate::openai::convert;
 use crate::openai::wire::{self, unix_now};
 use crate::state::{AppState, off_io, request_id};
+use sandbox_core::tools::Reading;
 
 /// OpenAI's default for this endpoint.
 const DEFAULT_MAX_TOKENS: usize = 16;
@@ -111,7 +111,7 @@ pub async fn completions(
         offset: echo.chars().count(),
         echo,
     };
-    let generation = Generation::new(state, job, OutputKind::Text, n, first, rid);
+    let generation = Generation::new(state, job, Reading::Text, n, first, rid);
     generation.respond(shape, &body.options).await
 }
 

@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use super::sse::{self, SseSender};
 use crate::error::ApiError;
-use crate::openai::choice::{ChoiceEvent, ChoiceReader, OutputKind};
+use crate::openai::choice::{ChoiceEvent, ChoiceReader};
 use crate::openai::{convert, wire};
 use crate::state::AppState;
+use sandbox_core::tools::Reading;
 
 /// A finished choice.
 #[derive(Debug)]
@@ -71,7 +72,7 @@ pub struct Generation {
 struct Choices {
     state: Arc<AppState>,
     job: JobRequest,
-    kind: OutputKind,
+    reading: Reading,
     n: u32,
     request_id: String,
 }
@@ -88,7 +89,7 @@ impl Choices {
             &self.state.service,
             &self.job,
             i,
-            self.kind,
+            self.reading,
             &self.request_id,
         )
         .await
@@ -101,21 +102,21 @@ impl Choices {
 }
 
 impl Generation {
-    /// `n` choices of `job` read as `kind`; `first` is choice 0's queued job.
+    /// `n` choices of `job` read as `reading`; `first` is choice 0's queued job.
     pub fn new(
         state: Arc<AppState>,
         job: JobRequest,
-        kind: OutputKind,
+        reading: Reading,
         n: u32,
         first: JobHandle,
         request_id: String,
     ) -> Self {
-        let first = ChoiceReader::new(first, kind);
+        let first = ChoiceReader::new(first, reading);
         Self {
             choices: Choices {
                 state,
                 job,
-                kind,
+                reading,
                 n,
                 request_id,
             },

@@ -84,3 +84,12 @@ def mistral():
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smol_hermes():
+    """SmolLM2 with a ChatML template that renders tools the Hermes way."""
+    template = REPO / "scripts" / "fixtures" / "templates" / "hermes-tools.jinja"
+    server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048", "--chat-template-file", str(template))
+    yield server
+    server.stop()

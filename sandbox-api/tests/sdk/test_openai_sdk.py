@@ -223,12 +223,6 @@ def test_strict_model_ids(mistral):
     assert e.value.code == "model_not_found"
 
 
-def test_tools_on_a_model_without_tool_format_are_refused(smol):
-    with pytest.raises(openai.BadRequestError) as e:
-        client(smol).chat.completions.create(model="x", messages=user("hi"), tools=[WEATHER_TOOL], max_tokens=2)
-    assert "function-calling" in e.value.message
-
-
 def test_legacy_completions_plain_and_streamed(smol):
     c = client(smol)
     r = c.completions.create(model="x", prompt="The capital of France is", max_tokens=5, temperature=0)

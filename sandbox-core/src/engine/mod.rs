@@ -14,6 +14,7 @@ use crate::heartbeat::Heartbeat;
 use crate::job::{FinishReason, JobEvent, JobRequest};
 use crate::queue::{Queue, QueueStatus};
 use crate::template::ChatTemplate;
+use crate::tools::ToolFormat;
 use crate::{EngineConfig, EngineError, runner};
 
 mod handle;
@@ -27,6 +28,7 @@ pub use handle::JobHandle;
 pub struct Engine {
     model: Arc<Model>,
     template: Option<ChatTemplate>,
+    tool_format: ToolFormat,
     control: ControlText,
     queue: Arc<Queue>,
     heartbeat: Arc<Heartbeat>,
@@ -47,7 +49,16 @@ impl Engine {
             },
         )?);
         let info = model.info();
-        let template = match &info.chat_template {
+        let source = match &config.chat_template_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "cannot read the chat template file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => info.chat_template.clone(),
+        };
+        let template = match &source {
             Some(src) => {
                 let text = |t: &Option<llama_sys::SpecialToken>| {
                     t.as_ref().map_or(String::new(), |t| t.text.clone())
@@ -93,6 +104,7 @@ impl Engine {
         };
         Ok(Self {
             control: ControlText::new(&model.info().special_tokens),
+            tool_format: ToolFormat::detect(model.info(), source.as_deref(), template.as_ref()),
             model,
             template,
             queue,
@@ -115,6 +127,11 @@ impl Engine {
     /// The served model's metadata.
     pub fn model_info(&self) -> &ModelInfo {
         self.model.info()
+    }
+
+    /// How this model reads tools and writes calls.
+    pub fn tool_format(&self) -> &ToolFormat {
+        &self.tool_format
     }
 
     /// The model file being served.
