@@ -73,6 +73,9 @@ pub struct ModelInfo {
     pub add_space_prefix: bool,
     /// The Jinja chat template stored in the file (`tokenizer.chat_template`).
     pub chat_template: Option<String>,
+    /// The weights' quantization (`Q4_K_M`, …) from `general.file_type`, when the file
+    /// has one that llama.cpp names.
+    pub quantization: Option<String>,
 }
 
 /// A loaded GGUF model: weights, tokenizer and metadata. Immutable and shareable.
@@ -244,6 +247,44 @@ impl Model {
     }
 }
 
+/// llama.cpp's names of its file types (`enum llama_ftype`; the gaps are types it
+/// removed).
+fn file_type_name(t: u32) -> Option<&'static str> {
+    Some(match t {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
 fn read_info(m: &LlamaModel) -> ModelInfo {
     let vocab = m.vocab();
     let n_vocab = u32::try_from(m.n_vocab()).unwrap_or(0);
@@ -283,6 +324,10 @@ fn read_info(m: &LlamaModel) -> ModelInfo {
         n_layer: m.n_layer(),
         n_params: m.n_params(),
         size_bytes: m.size(),
+        quantization: meta("general.file_type")
+            .and_then(|t| t.parse().ok())
+            .and_then(file_type_name)
+            .map(str::to_owned),
         bos: special(vocab.bos()),
         eos: special(vocab.eos()),
         end_of_generation,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use sandbox_core::contract::ready::{RECENT_ANSWERS, RecentAnswer};
 use sandbox_core::{QueueStatus, Timings, Usage};
 
 const BUCKETS: [f64; 12] = [
@@ -51,6 +52,7 @@ struct Inner {
     cached_tokens: u64,
     completion_tokens: u64,
     last_tokens_per_second: f64,
+    recent: std::collections::VecDeque<RecentAnswer>,
 }
 
 /// The server's metrics.
@@ -83,6 +85,20 @@ impl Metrics {
         if usage.completion_tokens > 1 {
             m.last_tokens_per_second = timings.decode_tokens_per_second(usage);
         }
+        if m.recent.len() == RECENT_ANSWERS {
+            m.recent.pop_front();
+        }
+        m.recent.push_back(RecentAnswer {
+            completion_tokens: usage.completion_tokens as u32,
+            tokens_per_second: timings.decode_tokens_per_second(usage),
+            time_to_first_token_ms: timings.prefill.as_secs_f64() * 1000.0,
+            queue_ms: timings.queue_wait.as_secs_f64() * 1000.0,
+        });
+    }
+
+    /// The last finished generations, oldest first.
+    pub fn recent_answers(&self) -> Vec<RecentAnswer> {
+        self.lock().recent.iter().copied().collect()
     }
 
     /// The text exposition.

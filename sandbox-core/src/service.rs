@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::contract::ready::{Download, ModelErrorKind, QueueInfo, Ready};
+use crate::contract::ready::{Download, ModelErrorKind, QueueInfo, Ready, ServingDetails};
 use crate::contract::retry::Wait;
 use crate::download::{DownloadProgress, HubModel, ModelStore};
 use crate::{Engine, EngineConfig};
@@ -36,11 +36,17 @@ pub enum ModelState {
 }
 
 impl ModelState {
-    /// The `/ready` body for this state; `model` and `queue` are what a ready one
-    /// reports.
-    pub fn ready_body(&self, model: &str, queue: Option<crate::QueueStatus>) -> Ready {
+    /// The `/ready` body for this state; `model`, `queue` and `details` are what a
+    /// ready one reports.
+    pub fn ready_body(
+        &self,
+        model: &str,
+        queue: Option<crate::QueueStatus>,
+        details: Option<ServingDetails>,
+    ) -> Ready {
         match self {
             Self::Ready => Ready::Ready {
+                details,
                 model: model.to_owned(),
                 queue: queue.map(|q| QueueInfo {
                     waiting: q.waiting,

@@ -27,6 +27,7 @@ async fn ready() -> HttpResponse {
             capacity: 32,
             estimated_wait_seconds: 0.0,
         }),
+        details: None,
     })
 }
 

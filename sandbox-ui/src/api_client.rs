@@ -56,6 +56,42 @@ pub enum Upstream {
     Finish(String, Option<Timings>),
 }
 
+/// Totals since sandbox-api started, from its Prometheus text.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Totals {
+    /// Generations finished.
+    pub answers: u64,
+    /// Prompt tokens processed.
+    pub prompt_tokens: u64,
+    /// Prompt tokens reused from the cache.
+    pub cached_prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+}
+
+impl Totals {
+    /// Reads the counters it needs; missing ones stay 0.
+    pub fn parse(text: &str) -> Self {
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .map_or(0, |v| v as u64)
+        };
+        Self {
+            answers: value("sandbox_generation_seconds_count"),
+            prompt_tokens: value("sandbox_prompt_tokens_total"),
+            cached_prompt_tokens: value("sandbox_cached_prompt_tokens_total"),
+            completion_tokens: value("sandbox_completion_tokens_total"),
+        }
+    }
+}
+
 /// The client.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -81,6 +117,34 @@ impl ApiClient {
         })
     }
 
+    /// For the administrator's status panel: `/ready` with the serving details (the
+    /// key asks for them) and the totals of `/metrics`; `None` for what did not answer.
+    pub async fn serving(&self) -> (Option<Ready>, Option<Totals>) {
+        let authorized = |r: reqwest::RequestBuilder| match &self.key {
+            Some(k) => r.header(AUTHORIZATION, format!("Bearer {k}")),
+            // An open server gives the details to any caller who asks with a header.
+            None => r.header(AUTHORIZATION, "Bearer -"),
+        };
+        let ready = authorized(self.quick.get(format!("{}/ready", self.base)))
+            .send()
+            .await
+            .ok();
+        let ready = match ready {
+            Some(r) => r.json::<Ready>().await.ok(),
+            None => None,
+        };
+        let metrics = authorized(self.quick.get(format!("{}/metrics", self.base)))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success());
+        let totals = match metrics {
+            Some(r) => r.text().await.ok().map(|t| Totals::parse(&t)),
+            None => None,
+        };
+        (ready, totals)
+    }
+
     /// The model's state (never fails: an unreachable API is a state).
     pub async fn status(&self) -> ModelStatus {
         let url = format!("{}/ready", self.base);
@@ -104,7 +168,7 @@ impl ApiClient {
             }
         };
         match body {
-            Ready::Ready { model, queue } => ModelStatus::Ready {
+            Ready::Ready { model, queue, .. } => ModelStatus::Ready {
                 model,
                 waiting: queue.map_or(0, |q| q.waiting as u64),
                 running: queue.is_some_and(|q| q.running),

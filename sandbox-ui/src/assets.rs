@@ -3,30 +3,52 @@
 
 use std::sync::OnceLock;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
-const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../assets/app.css"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/app.js"),
-    ),
-    (
-        "markdown.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/markdown.js"),
-    ),
-    (
-        "icon.svg",
-        "image/svg+xml",
-        include_bytes!("../assets/icon.svg"),
-    ),
+/// An embedded file: its name under `/static/`, type, bytes and, for text, a gzip copy
+/// made at build time (`build.rs`).
+struct Asset {
+    name: &'static str,
+    mime: &'static str,
+    bytes: &'static [u8],
+    gzip: Option<&'static [u8]>,
+}
+
+macro_rules! out_file {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name))
+    };
+}
+
+const FILES: &[Asset] = &[
+    Asset {
+        name: "app.css",
+        mime: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/app.css"),
+        gzip: Some(out_file!("app.css.gz")),
+    },
+    Asset {
+        name: "app.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/app.js"),
+        gzip: Some(out_file!("app.js.gz")),
+    },
+    // Bundled from `web/` by build.rs.
+    Asset {
+        name: "markdown.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: out_file!("markdown.js"),
+        gzip: Some(out_file!("markdown.js.gz")),
+    },
+    Asset {
+        name: "icon.svg",
+        mime: "image/svg+xml",
+        bytes: include_bytes!("../assets/icon.svg"),
+        gzip: None,
+    },
 ];
 
 /// A short hash of every asset: page links carry it, so a new build is fetched at once
@@ -36,8 +58,8 @@ pub fn version() -> &'static str {
     VERSION.get_or_init(|| {
         // FNV-1a: stable across builds and platforms, unlike the std hasher.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (_, _, bytes) in FILES {
-            for b in *bytes {
+        for asset in FILES {
+            for b in asset.bytes {
                 h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
             }
         }
@@ -48,7 +70,7 @@ pub fn version() -> &'static str {
 /// `GET /static/{name}`: served without a session.
 #[get("/static/{name}")]
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
-    let Some((_, mime, bytes)) = FILES.iter().find(|(n, _, _)| *n == name.as_str()) else {
+    let Some(asset) = FILES.iter().find(|a| a.name == name.as_str()) else {
         return HttpResponse::NotFound().body("no such file");
     };
     let etag = format!("\"{}\"", version());
@@ -59,9 +81,74 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     {
         return HttpResponse::NotModified().finish();
     }
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, *mime))
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((CONTENT_TYPE, asset.mime))
         .insert_header((ETAG, etag))
-        .insert_header((CACHE_CONTROL, "public, max-age=3600"))
-        .body(*bytes)
+        .insert_header((VARY, "Accept-Encoding"))
+        .insert_header((CACHE_CONTROL, "public, max-age=3600"));
+    match asset.gzip {
+        Some(packed) if accepts_gzip(&req) => response
+            .insert_header((CONTENT_ENCODING, "gzip"))
+            .body(packed),
+        _ => response.body(asset.bytes),
+    }
+}
+
+/// Whether the client takes gzip (every browser does; `q=0` refuses it).
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|part| {
+                let mut it = part.split(';');
+                it.next()
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+                    && !it.any(|p| p.trim().replace(' ', "") == "q=0")
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use actix_web::{App, test};
+
+    use super::*;
+
+    async fn get(accept: Option<&str>) -> (Option<String>, Vec<u8>) {
+        let app = test::init_service(App::new().service(serve)).await;
+        let mut req = test::TestRequest::get().uri("/static/markdown.js");
+        if let Some(a) = accept {
+            req = req.insert_header((ACCEPT_ENCODING, a));
+        }
+        let resp = test::call_service(&app, req.to_request()).await;
+        assert!(resp.status().is_success());
+        let encoding = resp
+            .headers()
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (encoding, test::read_body(resp).await.to_vec())
+    }
+
+    #[actix_web::test]
+    async fn the_bundle_is_sent_gzipped_to_whoever_takes_gzip() {
+        let (plain_enc, plain) = get(None).await;
+        assert_eq!(plain_enc, None);
+        assert!(
+            plain.len() > 100_000,
+            "markdown-it, DOMPurify, highlight.js, KaTeX"
+        );
+        let (enc, packed) = get(Some("br, gzip;q=0.8, deflate")).await;
+        assert_eq!(enc.as_deref(), Some("gzip"));
+        assert!(packed.len() < plain.len() / 2);
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .expect("valid gzip");
+        assert_eq!(unpacked, plain);
+        assert_eq!(get(Some("gzip;q=0")).await.0, None);
+    }
 }

@@ -26,6 +26,9 @@ pub enum UiError {
         "this request did not come from this page (missing or stale security token); reload the page and try again"
     )]
     Csrf,
+    /// Only the administrator may do this.
+    #[error("only an administrator can open this page")]
+    AdminOnly,
     /// Not found (or not this user's).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -65,7 +68,7 @@ impl ResponseError for UiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
-            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::AdminOnly => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sandbox_ui::config::{ServeArgs, StoreArgs, UiConfig};
-use sandbox_ui::routes::auth::MIN_PASSWORD;
-use sandbox_ui::store::{Store, StoreError};
+use sandbox_ui::store::{MIN_PASSWORD, Store, StoreError, valid_user_name};
 
 /// AI Sandbox chat UI: a browser chat with login and server-side history. Answers
 /// come from sandbox-api (over HTTP, with its API key), so the chat and API clients
@@ -51,6 +50,10 @@ enum UserCommand {
         /// File whose first line is the password.
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// Make the account an administrator (manages accounts in the page, sees the
+        /// server's status). The first account always is one.
+        #[arg(long)]
+        admin: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -105,12 +108,11 @@ fn user_command(action: &UserCommand) -> Result<(), String> {
         UserCommand::Set {
             name,
             password_file,
+            admin,
             store,
         } => {
-            let name = name.trim();
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-                return Err("the name needs 1 to 64 printable characters".into());
-            }
+            let name =
+                valid_user_name(name).ok_or("the name needs 1 to 64 printable characters")?;
             let pw = read_password(password_file.as_ref())?;
             let s = open(store)?;
             match s.create_user(name, &pw) {
@@ -121,10 +123,15 @@ fn user_command(action: &UserCommand) -> Result<(), String> {
                 }
                 Err(e) => return Err(e.to_string()),
             }
+            if *admin {
+                s.set_admin(name, true).map_err(|e| e.to_string())?;
+                println!("{name:?} is an administrator");
+            }
         }
         UserCommand::List { store } => {
-            for name in open(store)?.user_names().map_err(|e| e.to_string())? {
-                println!("{name}");
+            for user in open(store)?.users().map_err(|e| e.to_string())? {
+                let role = if user.admin { "  (administrator)" } else { "" };
+                println!("{}{role}", user.name);
             }
         }
     }

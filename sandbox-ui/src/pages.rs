@@ -16,6 +16,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("chat.html", include_str!("../templates/chat.html")),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("admin.html", include_str!("../templates/admin.html")),
     ("error.html", include_str!("../templates/error.html")),
 ];
 

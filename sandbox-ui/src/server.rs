@@ -16,7 +16,7 @@ use crate::generation::Generations;
 use crate::login_limit::LoginLimiter;
 use crate::middleware::observe;
 use crate::pages::Pages;
-use crate::routes::{auth, chat, conversations, status};
+use crate::routes::{admin, auth, chat, conversations, status};
 use crate::session::LoggedIn;
 use crate::state::AppState;
 use crate::store::Store;
@@ -148,6 +148,10 @@ pub async fn run(cfg: UiConfig) -> Result<(), StartError> {
             .service(auth::logout)
             .service(auth::settings)
             .service(auth::change_password)
+            .service(admin::show)
+            .service(admin::add)
+            .service(admin::reset_password)
+            .service(admin::delete)
             .service(chat::new_chat)
             .service(chat::show)
             .service(chat::send)

@@ -354,3 +354,23 @@ def test_not_ready_is_503_with_reason(tmp_path):
         assert e.value.status_code == 503 and "missing.gguf" in e.value.message
     finally:
         assert server.stop() == 0
+
+
+def test_ready_details_need_the_key(smol):
+    """The status panel's numbers: only for a caller with the key, never for a load
+    balancer's plain poll."""
+    plain = httpx.get(smol.base + "/ready").json()
+    assert plain["status"] == "ready" and "details" not in plain
+    assert "details" not in httpx.get(smol.base + "/ready", headers={"Authorization": "Bearer wrong"}).json()
+    client(smol).chat.completions.create(model="x", messages=user("Hi"), max_tokens=3, temperature=0)
+    d = httpx.get(smol.base + "/ready", headers={"Authorization": f"Bearer {KEY}"}).json()["details"]
+    assert d["file"] == "smollm2-135m-instruct.gguf"
+    assert d["quantization"] == "Q4_1"
+    assert d["context_tokens"] == 2048
+    assert d["tool_format"] == "generic"
+    assert d["gpus"] == []  # a CPU build
+    assert 100e6 < d["parameters"] < 200e6 and d["size_bytes"] > 0
+    last = d["recent_answers"][-1]
+    assert last["completion_tokens"] == 3 and last["tokens_per_second"] > 0
+    assert last["time_to_first_token_ms"] > 0 and last["queue_ms"] >= 0
+    assert len(d["recent_answers"]) <= 10

@@ -13,6 +13,9 @@ pub enum Ready {
         model: String,
         /// The queue right now.
         queue: Option<QueueInfo>,
+        /// What is served and on what: for the chat's status panel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<ServingDetails>,
     },
     /// The model file is being fetched.
     Downloading(Download),
@@ -60,6 +63,54 @@ pub struct QueueInfo {
     pub estimated_wait_seconds: f64,
 }
 
+/// The served model and the machine, as the administrator's status panel shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingDetails {
+    /// The GGUF file's name.
+    pub file: String,
+    /// Its quantization (`Q4_K_M`, …), when the file says.
+    pub quantization: Option<String>,
+    /// Parameter count.
+    pub parameters: u64,
+    /// Size of the weights in bytes.
+    pub size_bytes: u64,
+    /// The context window in tokens.
+    pub context_tokens: u32,
+    /// How tools reach the model (`mistral`, `hermes`, `llama3`, `generic`).
+    pub tool_format: String,
+    /// The GPUs llama.cpp uses, with their memory now (none on a CPU build).
+    pub gpus: Vec<GpuMemory>,
+    /// The last answers, oldest first (at most [`RECENT_ANSWERS`]).
+    pub recent_answers: Vec<RecentAnswer>,
+}
+
+/// How many answers [`ServingDetails::recent_answers`] keeps.
+pub const RECENT_ANSWERS: usize = 10;
+
+/// One GPU's memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuMemory {
+    /// e.g. `NVIDIA RTX 4000 Ada Generation`.
+    pub name: String,
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+}
+
+/// The numbers of one finished answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecentAnswer {
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Decode speed.
+    pub tokens_per_second: f64,
+    /// From the start of the job to its first token, in milliseconds.
+    pub time_to_first_token_ms: f64,
+    /// Time in the queue, in milliseconds.
+    pub queue_ms: f64,
+}
+
 /// Why the model is not available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +142,7 @@ mod tests {
                 capacity: 32,
                 estimated_wait_seconds: 2.5,
             }),
+            details: None,
         };
         assert_eq!(
             serde_json::to_value(&ready).unwrap_or_default(),

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::error::{PageError, UiError};
 use crate::session::{self, LOGIN_COOKIE, LoggedIn, SESSION_COOKIE, constant_time_eq};
 use crate::state::AppState;
-use crate::store::random_token;
+use crate::store::{MIN_PASSWORD, random_token};
 
 #[derive(Debug, Deserialize)]
 struct NextQuery {
@@ -225,9 +225,6 @@ struct PasswordForm {
     new: String,
     confirm: String,
 }
-
-/// The shortest password the UI accepts.
-pub const MIN_PASSWORD: usize = 8;
 
 /// `POST /settings/password`: other browsers are logged out.
 #[post("/settings/password")]

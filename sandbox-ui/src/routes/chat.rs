@@ -36,6 +36,7 @@ fn chat_page(
         "chat.html",
         json!({
             "user": who.user(),
+            "is_admin": state.store.is_admin(who.user())?,
             "csrf": who.0.csrf,
             "conversations": list.iter().map(|c| json!({"id": c.id.to_string(), "title": c.title})).collect::<Vec<_>>(),
             "current": current.map(|c| json!({

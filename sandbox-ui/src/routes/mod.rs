@@ -1,5 +1,6 @@
 //! HTTP routes, by concern.
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod conversations;

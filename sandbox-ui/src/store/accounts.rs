@@ -6,6 +6,16 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use super::{Session, Store, StoreError, User, decode, encode, now, random_token};
 
+/// The shortest password accepted anywhere (page, CLI).
+pub const MIN_PASSWORD: usize = 8;
+
+/// A login name as typed, trimmed, if it can be one: 1 to 64 printable characters.
+pub fn valid_user_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    (!name.is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control))
+        .then_some(name)
+}
+
 impl Store {
     fn hash(password: &str) -> Result<String, StoreError> {
         let salt = SaltString::generate(&mut OsRng);
@@ -15,12 +25,13 @@ impl Store {
             .map_err(|e| StoreError::Hash(e.to_string()))
     }
 
-    /// Creates an account.
+    /// Creates an account; the first one is the administrator.
     pub fn create_user(&self, name: &str, password: &str) -> Result<User, StoreError> {
         let user = User {
             name: name.to_owned(),
             password_hash: Self::hash(password)?,
             created: now(),
+            admin: self.users.is_empty(),
         };
         let inserted =
             self.users
@@ -44,6 +55,66 @@ impl Store {
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
             .collect()
+    }
+
+    /// Every account, oldest first.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users = self
+            .users
+            .iter()
+            .map(|kv| decode::<User>(&kv?.1))
+            .collect::<Result<Vec<_>, _>>()?;
+        users.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
+        Ok(users)
+    }
+
+    /// Whether `name` is an administrator.
+    pub fn is_admin(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(match self.users.get(name)? {
+            Some(bytes) => decode::<User>(&bytes)?.admin,
+            None => false,
+        })
+    }
+
+    /// Makes `name` an administrator (or not); the last administrator stays one.
+    pub fn set_admin(&self, name: &str, admin: bool) -> Result<(), StoreError> {
+        let mut user: User = decode(&self.users.get(name)?.ok_or(StoreError::NotFound("user"))?)?;
+        if !admin && user.admin && self.users()?.iter().filter(|u| u.admin).count() == 1 {
+            return Err(StoreError::LastAdmin);
+        }
+        user.admin = admin;
+        self.users.insert(name, encode(&user)?)?;
+        self.flush()
+    }
+
+    /// A database whose accounts predate the administrator flag: the oldest account
+    /// becomes the administrator, as the first account of a new database is.
+    pub(super) fn ensure_admin(&self) -> Result<(), StoreError> {
+        let users = self.users()?;
+        if users.iter().any(|u| u.admin) {
+            return Ok(());
+        }
+        match users.first() {
+            Some(oldest) => self.set_admin(&oldest.name, true),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes an account with its sessions and chats; never the last administrator.
+    pub fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let user: User = decode(&self.users.get(name)?.ok_or(StoreError::NotFound("user"))?)?;
+        if user.admin && self.users()?.iter().filter(|u| u.admin).count() == 1 {
+            return Err(StoreError::LastAdmin);
+        }
+        // The account goes first: a crash in between leaves chats nobody can open,
+        // never a login whose chats are half gone.
+        self.users.remove(name)?;
+        self.flush()?;
+        self.delete_sessions_of(name, "")?;
+        for c in self.conversations(name)? {
+            self.delete_conversation(name, c.id)?;
+        }
+        Ok(())
     }
 
     /// Whether `password` is the user's (false for unknown users, after the same work).

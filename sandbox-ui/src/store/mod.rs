@@ -3,6 +3,7 @@
 //! the model, each streamed stretch of an answer) are flushed to disk before returning.
 
 mod accounts;
+pub use accounts::{MIN_PASSWORD, valid_user_name};
 mod export;
 mod history;
 mod search;
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// A user with that name exists.
     #[error("the user {0:?} already exists")]
     UserExists(String),
+    /// The change would leave no administrator.
+    #[error("the last administrator account cannot be removed or demoted")]
+    LastAdmin,
     /// Hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -62,6 +66,11 @@ pub struct User {
     pub password_hash: String,
     /// Unix seconds.
     pub created: u64,
+    /// May manage accounts and see the server's status. The first account is; a
+    /// database from before this field makes its oldest account the administrator
+    /// when it opens.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// A logged-in browser.
@@ -323,13 +332,15 @@ impl Store {
             }
         }
         db.flush()?;
-        Ok(Self {
+        let store = Self {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,
             conversations: db.open_tree("conversations")?,
             messages: db.open_tree("messages")?,
             db,
-        })
+        };
+        store.ensure_admin()?;
+        Ok(store)
     }
 
     /// A cheap read (the first account record) that fails or hangs when the database

@@ -329,3 +329,67 @@ fn regenerating_keeps_every_version_in_the_order_written() {
     let order: Vec<&str> = m.versions.iter().map(|v| v.content.as_str()).collect();
     assert_eq!(order, ["first", "second", "third"]);
 }
+
+#[test]
+fn the_first_account_is_the_administrator_and_the_last_one_stays() {
+    let s = Store::open(&dir("admins")).unwrap();
+    s.create_user("root", "password-1").unwrap();
+    s.create_user("bob", "password-2").unwrap();
+    assert!(s.is_admin("root").unwrap());
+    assert!(!s.is_admin("bob").unwrap());
+    assert!(matches!(s.delete_user("root"), Err(StoreError::LastAdmin)));
+    assert!(matches!(
+        s.set_admin("root", false),
+        Err(StoreError::LastAdmin)
+    ));
+    s.set_admin("bob", true).unwrap();
+    s.set_admin("root", false).unwrap();
+    let mut roles: Vec<(String, bool)> = s
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.admin))
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [("bob".to_owned(), true), ("root".to_owned(), false)]
+    );
+}
+
+#[test]
+fn deleting_a_user_removes_their_sessions_and_chats_only() {
+    let s = Store::open(&dir("delete-user")).unwrap();
+    s.create_user("root", "password-1").unwrap();
+    s.create_user("bob", "password-2").unwrap();
+    let bobs = s.create_conversation("bob", "Bob's chat").unwrap();
+    let roots = s.create_conversation("root", "Root's chat").unwrap();
+    let session = s.create_session("bob", 3600).unwrap();
+    s.delete_user("bob").unwrap();
+    assert!(s.session(&session.token).unwrap().is_none());
+    assert!(s.conversations("bob").unwrap().is_empty());
+    assert!(s.messages(bobs.id).unwrap().is_empty());
+    assert_eq!(s.conversations("root").unwrap()[0].id, roots.id);
+    assert!(!s.verify_password("bob", "password-2").unwrap());
+    assert!(matches!(s.delete_user("bob"), Err(StoreError::NotFound(_))));
+}
+
+#[test]
+fn an_older_database_makes_its_oldest_account_the_administrator() {
+    let d = dir("old-admin");
+    {
+        let s = Store::open(&d).unwrap();
+        s.create_user("first", "password-1").unwrap();
+        s.create_user("second", "password-2").unwrap();
+        // Both records as written before the flag existed.
+        for name in ["first", "second"] {
+            let mut u: User = decode(&s.users.get(name).unwrap().unwrap()).unwrap();
+            u.admin = false;
+            s.users.insert(name, encode(&u).unwrap()).unwrap();
+        }
+        s.flush().unwrap();
+    }
+    let s = Store::open(&d).unwrap();
+    assert!(s.is_admin("first").unwrap());
+    assert!(!s.is_admin("second").unwrap());
+}

@@ -382,6 +382,16 @@ test("model output is rendered as Markdown and never runs as HTML", async () => 
     '<img src="x" onerror="window.__xss = \'img\'">',
     "[click me](javascript:window.__xss='link') and **bold** and `x < y`",
     "| a | b |", "|---|---|", "| <i>1</i> | 2 |",
+    "",
+    "Inline math $E = mc^2$ and a block:",
+    "",
+    "$$\\int_0^1 x\\,dx = \\frac{1}{2}$$",
+    "",
+    "- [x] done",
+    "- [ ] to do",
+    "  - nested ~~old~~ item",
+    "",
+    "Costs $5 and $10, not math. $\\href{javascript:window.__xss='katex'}{x}$",
   ].join("\n");
   const fake = await fakeApi(answer);
   const xssData = dataDir("xss");
@@ -408,6 +418,18 @@ test("model output is rendered as Markdown and never runs as HTML", async () => 
       assert.equal(await a.locator("pre code.language-python").innerText(), "print('<b>hi</b>')");
       assert.equal(await a.locator("strong").innerText(), "bold");
       assert.equal(await a.locator("td").first().innerText(), "<i>1</i>");
+      // Highlighting with a language label, math as MathML, task and nested lists.
+      assert.equal(await a.locator(".code-lang").innerText(), "python");
+      assert.ok(await a.locator("pre code .hljs-built_in, pre code .hljs-string").count() >= 1);
+      assert.equal(await a.locator("math").count(), 3, "two formulas and the \\href one, as MathML");
+      assert.equal(await a.locator('math[display="block"]').count(), 1);
+      assert.match(await a.locator("math").first().locator("annotation").textContent(), /E = mc\^2/);
+      assert.equal(await a.locator("input[type=checkbox]").count(), 2);
+      assert.equal(await a.locator("input[type=checkbox]:checked").count(), 1);
+      assert.equal(await a.locator("input[type=checkbox]:not([disabled])").count(), 0);
+      assert.equal(await a.locator("ul ul li s").innerText(), "old");
+      assert.match(text, /Costs \$5 and \$10, not math\./);
+      if (round === 0) await page.screenshot({ path: path.join(shots, "markdown-code-math-tasks.png"), fullPage: true });
       await page.reload(); // the stored answer, rendered from the page, again
     }
     // The code block's Copy button puts exactly the code on the clipboard.
@@ -858,4 +880,88 @@ test("failed logins are rate-limited", async () => {
   assert.match(await page.textContent("#login-error"), /Too many failed logins/);
   await context.close();
   await ui5.stop();
+});
+
+test("the administrator's page: status panel, and accounts added, reset and removed; each account sees only its own chats", async () => {
+  const { context, page } = await loggedInPage();
+  await setMaxTokens(page, 24);
+  await sendMessage(page, "Name a colour.");
+  await assertAnswered(page);
+  const adminChat = new URL(page.url()).pathname;
+  const adminTitle = await page.locator("#conversation-list li.active .conv-link").innerText();
+
+  await page.click("#admin-link");
+  assert.equal(new URL(page.url()).pathname, "/admin");
+  // The status panel, from the API's /ready (with the key) and /metrics.
+  assert.match(await page.textContent("#status-model"), /^smollm2/);
+  assert.equal(await page.textContent("#status-file"), "smollm2-135m-instruct.gguf");
+  assert.equal(await page.textContent("#status-quant"), "Q4_1");
+  assert.match(await page.textContent("#status-context"), /^\d+ tokens$/);
+  assert.match(await page.textContent("#status-gpu"), /none: the model runs on the CPU/);
+  assert.match(await page.textContent("#status-queue"), /waiting \(room for \d+\)/);
+  assert.ok((await page.locator("#recent-answers tbody tr").count()) >= 1, "the last answers are listed");
+  assert.match(await page.locator("#recent-answers tbody tr").first().innerText(), /\d+\s+[\d.]+\s+\d+ ms\s+\d+ ms/);
+
+  // A new account with a password made here, shown once.
+  await page.fill('#add-user input[name="name"]', "bob");
+  await Promise.all([page.waitForLoadState("load"), page.click('#add-user button[type="submit"]')]);
+  const bobPassword = (await page.textContent("#new-password")).trim();
+  assert.match(bobPassword, /^[0-9a-f]{16}$/);
+  assert.match(await page.textContent(".notice[role=status]"), /The account bob was created/);
+  await page.screenshot({ path: path.join(shots, "admin-page.png"), fullPage: true });
+  await page.fill('#add-user input[name="name"]', "bob");
+  await Promise.all([page.waitForLoadState("load"), page.click('#add-user button[type="submit"]')]);
+  assert.match(await page.textContent("[role=alert]"), /There is already an account named bob/);
+  await page.fill('#add-user input[name="name"]', "carol");
+  await page.fill('#add-user input[name="password"]', "short");
+  await Promise.all([page.waitForLoadState("load"), page.click('#add-user button[type="submit"]')]);
+  assert.match(await page.textContent("[role=alert]"), /at least 8 characters/);
+  assert.equal(await page.locator('tr[data-user="carol"]').count(), 0);
+  assert.equal(await page.locator(`tr[data-user="${USER}"] .remove`).count(), 0, "no removing oneself");
+
+  // Bob sees none of the admin's chats, cannot open them or this page, and has his own.
+  const bob = await chromium.newContext();
+  const bobPage = await bob.newPage();
+  await login(bobPage, ui.url, "bob", bobPassword);
+  assert.equal(new URL(bobPage.url()).pathname, "/");
+  assert.equal(await bobPage.locator("#conversation-list .conv-link").count(), 0);
+  assert.equal(await bobPage.locator("#admin-link").count(), 0);
+  const forbidden = await bobPage.goto(ui.url + "/admin");
+  assert.equal(forbidden.status(), 403);
+  assert.match(await bobPage.textContent("body"), /only an administrator can open this page/i);
+  await bobPage.screenshot({ path: path.join(shots, "admin-forbidden.png") });
+  assert.equal((await bobPage.goto(ui.url + adminChat)).status(), 404);
+  await bobPage.goto(ui.url + "/");
+  await setMaxTokens(bobPage, 24);
+  await sendMessage(bobPage, "Bob's own question.");
+  await assertAnswered(bobPage);
+  assert.deepEqual(await bobPage.locator("#conversation-list .conv-link").allInnerTexts(), ["Bob's own question."]);
+  await page.goto(ui.url + "/");
+  const adminTitles = await page.locator("#conversation-list .conv-link").allInnerTexts();
+  assert.ok(adminTitles.includes(adminTitle) && !adminTitles.includes("Bob's own question."), adminTitles.join(" | "));
+
+  // A reset password logs bob out and the new one works.
+  await page.goto(ui.url + "/admin");
+  assert.match(await page.locator('tr[data-user="bob"]').innerText(), /\b1\b/, "bob has one chat");
+  await Promise.all([page.waitForLoadState("load"), page.click('tr[data-user="bob"] button.reset')]);
+  const newPassword = (await page.textContent("#new-password")).trim();
+  assert.notEqual(newPassword, bobPassword);
+  await bobPage.reload();
+  assert.equal(new URL(bobPage.url()).pathname, "/login", "bob's browser was logged out");
+  await login(bobPage, ui.url, "bob", bobPassword);
+  assert.equal(new URL(bobPage.url()).pathname, "/login", "the old password no longer works");
+  await login(bobPage, ui.url, "bob", newPassword);
+  assert.equal(new URL(bobPage.url()).pathname, "/");
+
+  // Removing bob takes his chats and logins with him.
+  await page.click('tr[data-user="bob"] .remove summary');
+  await Promise.all([page.waitForLoadState("load"), page.click('tr[data-user="bob"] .remove button')]);
+  assert.match(await page.textContent(".notice[role=status]"), /The account bob and its chats were removed/);
+  assert.equal(await page.locator('tr[data-user="bob"]').count(), 0);
+  await bobPage.reload();
+  assert.equal(new URL(bobPage.url()).pathname, "/login");
+  await login(bobPage, ui.url, "bob", newPassword);
+  assert.equal(new URL(bobPage.url()).pathname, "/login");
+  await bob.close();
+  await context.close();
 });
