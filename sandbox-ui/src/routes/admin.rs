@@ -21,6 +21,22 @@ struct Outcome {
     new_password: Option<(String, String)>,
 }
 
+impl Outcome {
+    fn error(message: impl Into<String>) -> Self {
+        Self {
+            error: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    fn notice(message: impl Into<String>) -> Self {
+        Self {
+            notice: Some(message.into()),
+            ..Self::default()
+        }
+    }
+}
+
 fn admin(state: &AppState, who: &LoggedIn) -> Result<(), PageError> {
     if state.store.is_admin(who.user())? {
         Ok(())
@@ -109,30 +125,14 @@ pub async fn add(
     admin(&state, &who)?;
     let Some(name) = valid_user_name(&form.name).map(str::to_owned) else {
         let error = "A user name needs 1 to 64 letters, digits or other printable characters.";
-        return page(
-            &state,
-            &who,
-            Outcome {
-                error: Some(error.into()),
-                ..Outcome::default()
-            },
-        )
-        .await;
+        return page(&state, &who, Outcome::error(error)).await;
     };
     let given = !form.password.is_empty();
     if given && form.password.chars().count() < MIN_PASSWORD {
         let error = format!(
             "A password needs at least {MIN_PASSWORD} characters (or leave it empty to have one made)."
         );
-        return page(
-            &state,
-            &who,
-            Outcome {
-                error: Some(error),
-                ..Outcome::default()
-            },
-        )
-        .await;
+        return page(&state, &who, Outcome::error(error)).await;
     }
     let password = if given {
         form.password.clone()
@@ -159,10 +159,9 @@ pub async fn add(
                 ..Outcome::default()
             }
         }
-        Err(StoreError::UserExists(_)) => Outcome {
-            error: Some(format!("There is already an account named {name}.")),
-            ..Outcome::default()
-        },
+        Err(StoreError::UserExists(_)) => {
+            Outcome::error(format!("There is already an account named {name}."))
+        }
         Err(e) => return Err(UiError::from(e).into()),
     };
     page(&state, &who, outcome).await
@@ -226,15 +225,7 @@ pub async fn delete(
     let name = form.into_inner().name;
     if name == who.user() {
         let error = "You cannot remove your own account here.";
-        return page(
-            &state,
-            &who,
-            Outcome {
-                error: Some(error.into()),
-                ..Outcome::default()
-            },
-        )
-        .await;
+        return page(&state, &who, Outcome::error(error)).await;
     }
     let (store, n) = (state.store.clone(), name.clone());
     let removed = web::block(move || store.delete_user(&n))
@@ -243,15 +234,9 @@ pub async fn delete(
     let outcome = match removed {
         Ok(()) => {
             tracing::info!("account removed");
-            Outcome {
-                notice: Some(format!("The account {name} and its chats were removed.")),
-                ..Outcome::default()
-            }
+            Outcome::notice(format!("The account {name} and its chats were removed."))
         }
-        Err(StoreError::LastAdmin) => Outcome {
-            error: Some("The last administrator cannot be removed.".into()),
-            ..Outcome::default()
-        },
+        Err(StoreError::LastAdmin) => Outcome::error("The last administrator cannot be removed."),
         Err(e) => return Err(UiError::from(e).into()),
     };
     page(&state, &who, outcome).await

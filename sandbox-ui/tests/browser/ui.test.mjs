@@ -963,5 +963,12 @@ test("the administrator's page: status panel, and accounts added, reset and remo
   await login(bobPage, ui.url, "bob", newPassword);
   assert.equal(new URL(bobPage.url()).pathname, "/login");
   await bob.close();
+
+  // At phone width the page fits the screen: nothing wider than it.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(ui.url + "/admin");
+  assert.ok(await page.isVisible("#status-panel") && await page.isVisible("#add-user"));
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), "no sideways scrolling");
+  await page.screenshot({ path: path.join(shots, "admin-page-phone.png"), fullPage: true });
   await context.close();
 });

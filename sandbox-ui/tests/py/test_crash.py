@@ -72,7 +72,7 @@ def test_kill_9_of_the_ui_during_answers_loses_nothing_acknowledged(api, tmp_pat
     # The database is consistent for other tools too.
     out = subprocess.run([str(UI_BINARY), "user", "list", "--data-dir", str(data)],
                          capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["admin"]
+    assert out.splitlines() == ["admin  (administrator)"]
 
 
 def test_kill_9_of_the_api_mid_answer_marks_it_failed_and_keeps_the_text(tmp_path):
