@@ -32,6 +32,16 @@ pub fn run<A: clap::Parser>(body: impl FnOnce(A) -> Result<(), String>) -> ExitC
 
 /// Starts an engine on `model` (default: SmolLM2), explaining a missing file.
 pub fn start_engine(model: Option<PathBuf>, n_ctx: u32, n_threads: u32) -> Result<Engine, String> {
+    start_engine_with(model, n_ctx, n_threads, 0)
+}
+
+/// [`start_engine`] with speculative decoding by prompt lookup (`draft_tokens` > 0).
+pub fn start_engine_with(
+    model: Option<PathBuf>,
+    n_ctx: u32,
+    n_threads: u32,
+    draft_tokens: u32,
+) -> Result<Engine, String> {
     let model_path = model.unwrap_or_else(default_model);
     if !model_path.is_file() {
         return Err(format!(
@@ -43,6 +53,7 @@ pub fn start_engine(model: Option<PathBuf>, n_ctx: u32, n_threads: u32) -> Resul
         model_path,
         n_ctx,
         n_threads,
+        draft_tokens,
         ..EngineConfig::default()
     })
     .map_err(|e| e.to_string())

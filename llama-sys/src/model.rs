@@ -241,6 +241,12 @@ impl Model {
         Ok(())
     }
 
+    /// Whether a session's cache can drop its last tokens (a rejected draft): not for
+    /// recurrent or hybrid models, whose state has no positions to cut.
+    pub fn can_drop_cache_tail(&self) -> bool {
+        !self.inner.is_recurrent() && !self.inner.is_hybrid()
+    }
+
     /// Creates an inference session (context + KV cache) on this model.
     pub fn session(&self, params: &SessionParams) -> Result<Session<'_>, LlamaError> {
         Session::new(self, params)

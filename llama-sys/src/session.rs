@@ -60,6 +60,9 @@ pub struct Session<'m> {
     n_ctx: u32,
     n_batch: u32,
     has_logits: bool,
+    /// Which row of the last batch's logits sampling reads: -1 (the last) after a
+    /// prefill or a push, the position chosen with [`Session::use_row`] after a draft.
+    logits_row: i32,
 }
 
 impl<'m> Session<'m> {
@@ -92,6 +95,7 @@ impl<'m> Session<'m> {
             n_ctx,
             n_batch,
             has_logits: false,
+            logits_row: -1,
         })
     }
 
@@ -157,6 +161,7 @@ impl<'m> Session<'m> {
             pos += chunk.len();
         }
         self.has_logits = true;
+        self.logits_row = -1;
         Ok(Some(PrefillOutcome {
             cached: keep,
             evaluated: prompt.len() - keep,
@@ -180,7 +185,68 @@ impl<'m> Session<'m> {
         self.decode_batch()?;
         self.cached.push(token);
         self.has_logits = true;
+        self.logits_row = -1;
         Ok(())
+    }
+
+    /// Appends several tokens in one batch (a token and the draft that may follow it)
+    /// with logits after each of them; row `i` ([`Session::use_row`]) holds what follows
+    /// `tokens[..=i]`. Sampling reads row 0 until told otherwise.
+    pub fn push_draft(&mut self, tokens: &[TokenId]) -> Result<(), LlamaError> {
+        for &t in tokens {
+            self.model.check_token(t)?;
+        }
+        if tokens.is_empty() || tokens.len() > self.n_batch as usize {
+            return Err(LlamaError::Decode(format!(
+                "a draft of {} tokens does not fit a batch of {}",
+                tokens.len(),
+                self.n_batch
+            )));
+        }
+        if self.cached.len() + tokens.len() > self.n_ctx as usize {
+            return Err(LlamaError::ContextOverflow {
+                needed: self.cached.len() + tokens.len(),
+                n_ctx: self.n_ctx,
+            });
+        }
+        self.has_logits = false;
+        self.batch.clear();
+        let base = self.cached.len();
+        for (i, &t) in tokens.iter().enumerate() {
+            self.batch
+                .add(LlamaToken(t), (base + i) as i32, &[0], true)
+                .map_err(|e| LlamaError::Decode(e.to_string()))?;
+        }
+        self.decode_batch()?;
+        self.cached.extend_from_slice(tokens);
+        self.has_logits = true;
+        self.logits_row = 0;
+        Ok(())
+    }
+
+    /// Makes sampling read row `row` of the last [`Session::push_draft`].
+    pub fn use_row(&mut self, row: usize) {
+        self.logits_row = i32::try_from(row).unwrap_or(i32::MAX);
+    }
+
+    /// Forgets the cached tokens past the first `len` (a draft's rejected tail); the
+    /// logits of the rows kept stay readable. Fails, leaving the cache empty, on a
+    /// model whose cache cannot drop a tail (recurrent ones).
+    pub fn keep(&mut self, len: usize) -> Result<(), LlamaError> {
+        let before = self.cached.len();
+        self.truncate_cache(len);
+        if self.cached.len() == len.min(before) {
+            Ok(())
+        } else {
+            Err(LlamaError::Decode(
+                "this model's cache cannot drop a draft".into(),
+            ))
+        }
+    }
+
+    /// The tokens the cache holds, in order (a prompt lookup's history).
+    pub fn cached_tokens(&self) -> &[TokenId] {
+        &self.cached
     }
 
     /// Samples the next token from the current logits (and lets the sampler record it).
@@ -191,19 +257,22 @@ impl<'m> Session<'m> {
             ));
         }
         if let Some(bias) = &sampler.greedy_bias {
-            return Ok(biased_argmax(self.ctx.get_logits_ith(-1), bias));
+            return Ok(biased_argmax(
+                self.ctx.get_logits_ith(self.logits_row),
+                bias,
+            ));
         }
         if sampler.unconstrained.is_some() {
             return Ok(self.sample_lazy(sampler));
         }
-        Ok(sampler.inner.sample(&self.ctx, -1).0)
+        Ok(sampler.inner.sample(&self.ctx, self.logits_row).0)
     }
 
     /// Sampling with a lazy grammar: the chain picks the token, and it is accepted
     /// through the call that catches llama.cpp's exceptions (see
     /// `Sampler::unconstrained`). A refused token ends the grammar.
     fn sample_lazy(&mut self, sampler: &mut Sampler) -> TokenId {
-        let mut candidates = self.ctx.token_data_array_ith(-1);
+        let mut candidates = self.ctx.token_data_array_ith(self.logits_row);
         candidates.apply_sampler(&mut sampler.inner);
         let token = candidates
             .selected_token()
@@ -228,7 +297,7 @@ impl<'m> Session<'m> {
             ));
         }
         self.model.check_token(token)?;
-        let logits = self.ctx.get_logits_ith(-1);
+        let logits = self.ctx.get_logits_ith(self.logits_row);
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln() + max;
         let mut top: Vec<(TokenId, f32)> = Vec::with_capacity(top_n);

@@ -168,6 +168,10 @@ pub struct EngineArgs {
     /// A Jinja chat template file to use instead of the model file's own.
     #[arg(long, env = "SANDBOX_CHAT_TEMPLATE_FILE", value_name = "JINJA")]
     pub chat_template_file: Option<PathBuf>,
+    /// Speculative decoding by prompt lookup: tokens guessed per step (0 = off)
+    /// [default: 0].
+    #[arg(long, env = "SANDBOX_DRAFT_TOKENS", value_name = "N")]
+    pub draft_tokens: Option<u32>,
 }
 
 /// The quantizations the default repository holds.

@@ -191,6 +191,14 @@ const SETTINGS: &[Setting] = &[
         env_value: "/t/b.jinja",
         expect: ["", "\"/t/a.jinja\"", "\"/t/b.jinja\"", "\"/t/c.jinja\""],
     },
+    Setting {
+        key: "engine.draft_tokens",
+        env: "SANDBOX_DRAFT_TOKENS",
+        flag: &["--draft-tokens", "3"],
+        file: "1",
+        env_value: "2",
+        expect: ["0", "1", "2", "3"],
+    },
 ];
 
 #[test]

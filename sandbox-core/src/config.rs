@@ -22,6 +22,11 @@ pub struct EngineConfig {
     /// A Jinja chat template to use instead of the one in the GGUF file (for a file
     /// without one, or with one that is wrong).
     pub chat_template_file: Option<PathBuf>,
+    /// Speculative decoding by prompt lookup: up to this many tokens guessed from
+    /// earlier text and checked in one batch (0: off). Output is unchanged; it pays
+    /// where decoding is bound by memory bandwidth (a GPU) and the answer repeats its
+    /// prompt (editing code, quoting).
+    pub draft_tokens: u32,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +39,7 @@ impl Default for EngineConfig {
             gpu_layers: None,
             queue_capacity: 32,
             chat_template_file: None,
+            draft_tokens: 0,
         }
     }
 }

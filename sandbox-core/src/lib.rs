@@ -54,6 +54,7 @@ macro_rules! with_engine {
 with_engine! {
     mod config;
     mod control_text;
+    mod draft;
     pub mod download;
     mod engine;
     mod error;

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use llama_sys::{Model, PieceDecoder, Sampler, Session};
+use llama_sys::{Model, PieceDecoder, Sampler, Session, TokenId};
 
 use crate::EngineError;
+use crate::draft::PromptLookup;
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -21,6 +22,7 @@ pub(crate) fn run(
     session: &mut Session<'_>,
     model: &Model,
     p: &mut Pending,
+    lookup: Option<PromptLookup>,
     expire: &dyn Fn(),
     beat: &dyn Fn(),
 ) -> Option<JobEvent> {
@@ -39,7 +41,7 @@ pub(crate) fn run(
         prompt_tokens: p.job.tokens.len(),
     });
     let sampler = std::mem::replace(&mut p.job.sampler, Sampler::greedy());
-    let mut run = Run::new(model, p, sampler);
+    let mut run = Run::new(model, p, sampler, lookup);
     let outcome = (|| {
         let finish = if run.prefill(session, beat)? {
             run.decode(session, expire, beat)?
@@ -79,11 +81,19 @@ struct Run<'a> {
     decoder: PieceDecoder,
     stops: StopMatcher,
     first_token_at: Option<Instant>,
+    lookup: Option<PromptLookup>,
+    /// A token sampled while checking a draft, to be reported by the next step.
+    carried: Option<TokenId>,
 }
 
 impl<'a> Run<'a> {
     /// The job `p`, sampled by `sampler` (taken from it: built when it was prepared).
-    fn new(model: &'a Model, p: &'a Pending, sampler: Sampler) -> Self {
+    fn new(
+        model: &'a Model,
+        p: &'a Pending,
+        sampler: Sampler,
+        lookup: Option<PromptLookup>,
+    ) -> Self {
         let job = &p.job;
         Self {
             model,
@@ -97,6 +107,8 @@ impl<'a> Run<'a> {
             decoder: PieceDecoder::new(job.strip_leading_space),
             stops: StopMatcher::new(&job.limits.stop),
             first_token_at: None,
+            lookup,
+            carried: None,
         }
     }
 
@@ -150,10 +162,77 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Samples one token and reports it; why the job ends, if this token ends it.
+    /// Samples one token (or takes the one a draft check left) and reports it, then
+    /// decodes it, with a draft after it when prompt lookup has one; why the job ends,
+    /// if a token ends it.
     fn step(&mut self, session: &mut Session<'_>) -> Result<Option<FinishReason>, EngineError> {
+        let token = match self.carried.take() {
+            Some(t) => t,
+            None => session.sample(&mut self.sampler)?,
+        };
+        if let Some(reason) = self.report(session, token)? {
+            return Ok(Some(reason));
+        }
+        let room = self.p.job.max_tokens - self.usage.completion_tokens;
+        let draft = match &self.lookup {
+            Some(l) => l.draft(session.cached_tokens(), token, room),
+            None => Vec::new(),
+        };
+        if draft.is_empty() {
+            session.push(token)?;
+            return Ok(None);
+        }
+        self.check_draft(session, token, &draft)
+    }
+
+    /// Decodes `token` and the `draft` after it in one batch, then samples each
+    /// position from its own logits exactly as plain decoding would, in order, with the
+    /// same sampler (its random draws and grammar state advance once per reported
+    /// token, as they would). A guess stands while the sampled token equals it; the
+    /// first token that differs is kept for the next step and the rest of the guess is
+    /// dropped from the cache. Greedy output is therefore the same token for token, and
+    /// sampled output has the same distribution: this is the standard acceptance rule
+    /// for a draft that puts all its probability on one token.
+    fn check_draft(
+        &mut self,
+        session: &mut Session<'_>,
+        token: TokenId,
+        draft: &[TokenId],
+    ) -> Result<Option<FinishReason>, EngineError> {
+        let base = session.cached_tokens().len();
+        let mut batch = Vec::with_capacity(draft.len() + 1);
+        batch.push(token);
+        batch.extend_from_slice(draft);
+        session.push_draft(&batch)?;
+        self.usage.draft_tokens += draft.len();
+        for (row, &guess) in draft.iter().enumerate() {
+            session.use_row(row);
+            let next = session.sample(&mut self.sampler)?;
+            if next != guess {
+                session.keep(base + 1 + row)?;
+                self.carried = Some(next);
+                return Ok(None);
+            }
+            self.usage.accepted_draft_tokens += 1;
+            if let Some(reason) = self.report(session, next)? {
+                // As in plain decoding, the token that ends the answer is not cached.
+                session.keep(base + 1 + row)?;
+                return Ok(Some(reason));
+            }
+        }
+        session.use_row(draft.len());
+        self.carried = Some(session.sample(&mut self.sampler)?);
+        Ok(None)
+    }
+
+    /// Reports a sampled token (from the logits the session reads now, for its
+    /// log-probabilities); why the job ends, if it ends it.
+    fn report(
+        &mut self,
+        session: &Session<'_>,
+        token: TokenId,
+    ) -> Result<Option<FinishReason>, EngineError> {
         let job = &self.p.job;
-        let token = session.sample(&mut self.sampler)?;
         self.first_token_at.get_or_insert_with(Instant::now);
         if !job.limits.ignore_eos && self.model.is_end_of_generation(token) {
             return Ok(Some(FinishReason::EndOfGeneration));
@@ -178,7 +257,6 @@ impl<'a> Run<'a> {
         if self.usage.completion_tokens >= job.max_tokens {
             return Ok(Some(FinishReason::Length));
         }
-        session.push(token)?;
         Ok(None)
     }
 

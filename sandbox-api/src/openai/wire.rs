@@ -44,6 +44,10 @@ pub fn timings<'a>(
         }
         out.predicted_n += u.completion_tokens;
         out.predicted_ms += t.decode.as_secs_f64() * 1e3;
+        if u.draft_tokens > 0 {
+            *out.draft_n.get_or_insert(0) += u.draft_tokens;
+            *out.draft_n_accepted.get_or_insert(0) += u.accepted_draft_tokens;
+        }
         out.finished_at = secs(t.finished_at);
     }
     out.prompt_per_token_ms = per(out.prompt_ms, out.prompt_n);

@@ -93,3 +93,11 @@ def smol_hermes():
     server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048", "--chat-template-file", str(template))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smol_drafting():
+    """SmolLM2 with speculative decoding by prompt lookup."""
+    server = Server(FIXTURES / "smollm2-135m-instruct.gguf", "--ctx", "2048", "--draft-tokens", "8")
+    yield server
+    server.stop()

@@ -15,6 +15,7 @@ use crate::job::{FinishReason, JobEvent, JobRequest};
 use crate::queue::{Queue, QueueStatus};
 use crate::template::ChatTemplate;
 use crate::tools::ToolFormat;
+use crate::draft::PromptLookup;
 use crate::{EngineConfig, EngineError, runner};
 
 mod handle;
@@ -77,6 +78,11 @@ impl Engine {
             n_batch: config.n_batch,
             n_threads: (config.n_threads > 0).then_some(config.n_threads),
         };
+        // A rejected guess is cut from the cache, which recurrent models cannot do.
+        let lookup = model
+            .can_drop_cache_tail()
+            .then(|| PromptLookup::new(config.draft_tokens as usize))
+            .flatten();
         let queue = Arc::new(Queue::new(config.queue_capacity));
         let heartbeat = Arc::new(Heartbeat::new());
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -86,7 +92,9 @@ impl Engine {
             let heartbeat = Arc::clone(&heartbeat);
             std::thread::Builder::new()
                 .name("sandbox-engine".into())
-                .spawn(move || engine_thread(&model, &params, &queue, &heartbeat, &ready_tx))
+                .spawn(move || {
+                    engine_thread(&model, &params, lookup, &queue, &heartbeat, &ready_tx)
+                })
                 .map_err(|e| {
                     EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}"))
                 })?
@@ -196,6 +204,7 @@ impl Drop for Engine {
 fn engine_thread(
     model: &Model,
     params: &SessionParams,
+    lookup: Option<PromptLookup>,
     queue: &Queue,
     heartbeat: &Heartbeat,
     ready: &mpsc::Sender<Result<u32, llama_sys::LlamaError>>,
@@ -215,7 +224,14 @@ fn engine_thread(
     while let Some(mut pending) = queue.pop(&beat) {
         let span = tracing::debug_span!("job", id = pending.id);
         let _enter = span.enter();
-        let last = match runner::run(&mut session, model, &mut pending, &|| queue.expire(), &beat) {
+        let last = match runner::run(
+            &mut session,
+            model,
+            &mut pending,
+            lookup,
+            &|| queue.expire(),
+            &beat,
+        ) {
             // Cut off by a shutdown, not by its client: tell the client so.
             Some(JobEvent::Done {
                 finish_reason: FinishReason::Cancelled,

@@ -161,6 +161,13 @@ pub struct Timings {
     pub started_at: f64,
     /// When it ended (Unix seconds).
     pub finished_at: f64,
+    /// Tokens guessed by prompt lookup, when speculative decoding is on (llama.cpp's
+    /// server name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_n: Option<usize>,
+    /// Of those, how many the model then wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_n_accepted: Option<usize>,
 }
 
 /// A legacy text completion: the plain response, and each chunk of a stream (which

@@ -1,0 +1,93 @@
+//! Prompt-lookup drafting, speculative decoding without a second model: when the last
+//! few tokens of the text so far (prompt and answer) appeared before, the tokens that
+//! followed them then are a good guess at what follows now (an edited file, a quoted
+//! passage, a repeated name). The guess is checked in one batch; see `runner` for how
+//! each guessed position is sampled exactly as without the guess.
+
+use llama_sys::TokenId;
+
+/// The longest n-gram matched; longer matches are tried first.
+const MAX_NGRAM: usize = 4;
+/// The shortest: one token alone guesses too often to pay.
+const MIN_NGRAM: usize = 2;
+/// How far back a match is looked for, in tokens: enough for any prompt in a context
+/// of this size class, and a bound on the work per token.
+const LOOKBACK: usize = 16_384;
+
+/// Drafts up to `max_draft` tokens by prompt lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PromptLookup {
+    max_draft: usize,
+}
+
+impl PromptLookup {
+    /// Drafting `max_draft` tokens at most; `None` when that is 0 (off).
+    pub(crate) fn new(max_draft: usize) -> Option<Self> {
+        (max_draft > 0).then_some(Self { max_draft })
+    }
+
+    /// The guess for what follows `history` + `last`, at most `room` tokens (possibly
+    /// none).
+    pub(crate) fn draft(&self, history: &[TokenId], last: TokenId, room: usize) -> Vec<TokenId> {
+        let limit = self.max_draft.min(room);
+        if limit == 0 {
+            return Vec::new();
+        }
+        let from = history.len().saturating_sub(LOOKBACK);
+        let seq = &history[from..];
+        // The text is `seq` followed by `last`; `at(i)` reads it.
+        let len = seq.len() + 1;
+        let at = |i: usize| if i == seq.len() { last } else { seq[i] };
+        for n in (MIN_NGRAM..=MAX_NGRAM).rev() {
+            if len <= n {
+                continue;
+            }
+            let tail = len - n;
+            // The latest earlier place where the same n tokens stand.
+            let found = (0..tail).rev().find(|&i| (0..n).all(|k| at(i + k) == at(tail + k)));
+            if let Some(i) = found {
+                let start = i + n;
+                let end = (start + limit).min(len);
+                if start < end {
+                    return (start..end).map(at).collect();
+                }
+            }
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tokens_after_the_latest_match_are_the_guess() {
+        let l = PromptLookup::new(3).unwrap();
+        // ... 5 6 7 8 9 ... 5 6 | 7 → guess 8 9 (and no further than the text goes)
+        let history = [1, 5, 6, 7, 8, 9, 2, 3, 5, 6];
+        assert_eq!(l.draft(&history, 7, 10), [8, 9, 2]);
+        assert_eq!(l.draft(&history, 7, 1), [8]);
+        assert_eq!(l.draft(&history, 4, 10), Vec::<TokenId>::new());
+        assert!(PromptLookup::new(0).is_none());
+    }
+
+    #[test]
+    fn longer_matches_win_and_the_latest_one_is_used() {
+        let l = PromptLookup::new(2).unwrap();
+        // "3 4" is followed by 10 early and by 20 later; "2 3 4" only by 10.
+        let history = [2, 3, 4, 10, 11, 3, 4, 20, 21, 2, 3];
+        assert_eq!(l.draft(&history, 4, 5), [10, 11]);
+        let history = [3, 4, 10, 11, 3, 4, 20, 21, 9, 3];
+        assert_eq!(l.draft(&history, 4, 5), [20, 21]);
+    }
+
+    #[test]
+    fn a_guess_never_reaches_past_the_text() {
+        let l = PromptLookup::new(8).unwrap();
+        // A repeating pattern: what followed the match runs into the tail itself.
+        assert_eq!(l.draft(&[7, 7, 7], 7, 8), [7]);
+        assert_eq!(l.draft(&[1, 2, 1], 2, 8), [1, 2]);
+        assert_eq!(l.draft(&[], 7, 8), Vec::<TokenId>::new());
+    }
+}
