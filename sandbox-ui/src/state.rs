@@ -23,3 +23,13 @@ pub struct AppState {
     /// Templates.
     pub pages: &'static Pages,
 }
+
+/// Runs store work that blocks (argon2 hashing, sled scans and writes) on actix's
+/// blocking pool, off the event loop.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::error::UiError> {
+    actix_web::web::block(work)
+        .await
+        .map_err(|e| crate::error::UiError::Internal(e.to_string()))
+}

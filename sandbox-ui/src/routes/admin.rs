@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error::{PageError, UiError};
 use crate::session::LoggedIn;
-use crate::state::AppState;
+use crate::state::{AppState, blocking};
 use crate::store::{MIN_PASSWORD, StoreError, random_token, valid_user_name};
 
 /// What the page says after an action.
@@ -141,15 +141,14 @@ pub async fn add(
     };
     let make_admin = form.admin.is_some();
     let (store, n, pw) = (state.store.clone(), name.clone(), password.clone());
-    let created = web::block(move || -> Result<(), StoreError> {
+    let created = blocking(move || -> Result<(), StoreError> {
         store.create_user(&n, &pw)?;
         if make_admin {
             store.set_admin(&n, true)?;
         }
         Ok(())
     })
-    .await
-    .map_err(|e| UiError::Internal(e.to_string()))?;
+    .await?;
     let outcome = match created {
         Ok(()) => {
             tracing::info!(admin = make_admin, "account created");
@@ -194,12 +193,11 @@ pub async fn reset_password(
         String::new()
     };
     let (store, n, pw) = (state.store.clone(), name.clone(), password.clone());
-    web::block(move || -> Result<(), StoreError> {
+    blocking(move || -> Result<(), StoreError> {
         store.set_password(&n, &pw)?;
         store.delete_sessions_of(&n, &keep)
     })
-    .await
-    .map_err(|e| UiError::Internal(e.to_string()))?
+    .await?
     .map_err(UiError::from)?;
     tracing::info!("password reset by an administrator");
     let outcome = Outcome {
@@ -228,9 +226,7 @@ pub async fn delete(
         return page(&state, &who, Outcome::error(error)).await;
     }
     let (store, n) = (state.store.clone(), name.clone());
-    let removed = web::block(move || store.delete_user(&n))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))?;
+    let removed = blocking(move || store.delete_user(&n)).await?;
     let outcome = match removed {
         Ok(()) => {
             tracing::info!("account removed");

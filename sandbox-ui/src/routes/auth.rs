@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::error::{PageError, UiError};
 use crate::session::{self, LOGIN_COOKIE, LoggedIn, SESSION_COOKIE, constant_time_eq};
-use crate::state::AppState;
+use crate::state::{AppState, blocking};
 use crate::store::{MIN_PASSWORD, random_token};
 
 #[derive(Debug, Deserialize)]
@@ -148,9 +148,7 @@ pub async fn login(
     let store = state.store.clone();
     let (name, password) = (username.clone(), form.password.clone());
     // Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-    let ok = web::block(move || store.verify_password(&name, &password))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))??;
+    let ok = blocking(move || store.verify_password(&name, &password)).await??;
     if !ok {
         tracing::info!(ip = %ip, "login refused");
         let msg = "Wrong user name or password.";
@@ -260,7 +258,7 @@ pub async fn change_password(
         form.new.clone(),
         who.0.token.clone(),
     );
-    let changed = web::block(move || -> Result<bool, UiError> {
+    let changed = blocking(move || -> Result<bool, UiError> {
         if !store.verify_password(&user, &current)? {
             return Ok(false);
         }
@@ -268,8 +266,7 @@ pub async fn change_password(
         store.delete_sessions_of(&user, &token)?;
         Ok(true)
     })
-    .await
-    .map_err(|e| UiError::Internal(e.to_string()))??;
+    .await??;
     if changed {
         state.login_limit.clear(&keys);
         tracing::info!("password changed");

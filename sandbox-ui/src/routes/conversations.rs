@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::error::{PageError, UiError};
 use crate::routes::chat::ChatSettings;
 use crate::session::LoggedIn;
-use crate::state::AppState;
+use crate::state::{AppState, blocking};
 use crate::store::{to_json, to_markdown};
 
 #[derive(Debug, Deserialize)]
@@ -85,9 +85,7 @@ pub async fn search(
             "Search for at most 200 characters.".into(),
         ));
     }
-    let hits = web::block(move || store.search(&user, &query, MAX_SEARCH_HITS))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))??;
+    let hits = blocking(move || store.search(&user, &query, MAX_SEARCH_HITS)).await??;
     Ok(HttpResponse::Ok().json(json!({"conversations": hits})))
 }
 
