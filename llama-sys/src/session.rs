@@ -170,21 +170,7 @@ impl<'m> Session<'m> {
 
     /// Appends one (generated) token to the cache and computes the logits that follow it.
     pub fn push(&mut self, token: TokenId) -> Result<(), LlamaError> {
-        self.model.check_token(token)?;
-        if self.cached.len() >= self.n_ctx as usize {
-            return Err(LlamaError::ContextOverflow {
-                needed: self.cached.len() + 1,
-                n_ctx: self.n_ctx,
-            });
-        }
-        self.has_logits = false;
-        self.batch.clear();
-        self.batch
-            .add(LlamaToken(token), self.cached.len() as i32, &[0], true)
-            .map_err(|e| LlamaError::Decode(e.to_string()))?;
-        self.decode_batch()?;
-        self.cached.push(token);
-        self.has_logits = true;
+        self.append(&[token])?;
         self.logits_row = -1;
         Ok(())
     }
@@ -193,15 +179,22 @@ impl<'m> Session<'m> {
     /// with logits after each of them; row `i` ([`Session::use_row`]) holds what follows
     /// `tokens[..=i]`. Sampling reads row 0 until told otherwise.
     pub fn push_draft(&mut self, tokens: &[TokenId]) -> Result<(), LlamaError> {
-        for &t in tokens {
-            self.model.check_token(t)?;
-        }
         if tokens.is_empty() || tokens.len() > self.n_batch as usize {
             return Err(LlamaError::Decode(format!(
                 "a draft of {} tokens does not fit a batch of {}",
                 tokens.len(),
                 self.n_batch
             )));
+        }
+        self.append(tokens)?;
+        self.logits_row = 0;
+        Ok(())
+    }
+
+    /// Decodes `tokens` after the cache in one batch, with logits after each.
+    fn append(&mut self, tokens: &[TokenId]) -> Result<(), LlamaError> {
+        for &t in tokens {
+            self.model.check_token(t)?;
         }
         if self.cached.len() + tokens.len() > self.n_ctx as usize {
             return Err(LlamaError::ContextOverflow {
@@ -220,7 +213,6 @@ impl<'m> Session<'m> {
         self.decode_batch()?;
         self.cached.extend_from_slice(tokens);
         self.has_logits = true;
-        self.logits_row = 0;
         Ok(())
     }
 

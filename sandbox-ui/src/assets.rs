@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use actix_web::http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+    AcceptEncoding, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, Encoding, Header,
+    IF_NONE_MATCH, VARY,
 };
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
@@ -95,19 +96,13 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     }
 }
 
-/// Whether the client takes gzip (every browser does; `q=0` refuses it).
+/// Whether the client takes gzip (every browser does; `gzip;q=0` refuses it).
 fn accepts_gzip(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',').any(|part| {
-                let mut it = part.split(';');
-                it.next()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
-                    && !it.any(|p| p.trim().replace(' ', "") == "q=0")
-            })
-        })
+    let gzip = Encoding::gzip();
+    AcceptEncoding::parse(req)
+        .ok()
+        .and_then(|accept| accept.negotiate([&gzip].into_iter()))
+        .is_some_and(|chosen| chosen == gzip)
 }
 
 #[cfg(test)]
@@ -122,7 +117,7 @@ mod tests {
         let app = test::init_service(App::new().service(serve)).await;
         let mut req = test::TestRequest::get().uri("/static/markdown.js");
         if let Some(a) = accept {
-            req = req.insert_header((ACCEPT_ENCODING, a));
+            req = req.insert_header((actix_web::http::header::ACCEPT_ENCODING, a));
         }
         let resp = test::call_service(&app, req.to_request()).await;
         assert!(resp.status().is_success());
