@@ -1,6 +1,9 @@
-//! Engine benchmark: prefill and decode speed, prefix-reuse speedup over a 10-turn
-//! chat, and the engine's decode speed against a bare llama-cpp-2 loop on the same
-//! model. Prints Markdown tables.
+//! Engine benchmark: prefill and decode speed, where a prompt evaluation's time goes
+//! (host work, device work, sampling; in the engine and in bare sessions set up as
+//! llama-bench sets its own), what one batch of 1..16 tokens costs (the price of
+//! checking a speculative draft), prefix-reuse speedup over a 10-turn chat, and the
+//! engine's decode speed against a bare llama-cpp-2 loop on the same model. Prints
+//! Markdown tables.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -8,7 +11,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+use sandbox_core::diagnostics::{
+    Model, ModelParams, PrefillPhases, SessionParams, bare_greedy_decode, timed_batch,
+    timed_prefill,
+};
 use sandbox_core::{ChatMessage, Engine, Prompt, SamplingParams};
 
 /// Measure the AI Sandbox engine on a GGUF model (default: SmolLM2-135M-Instruct from
@@ -33,6 +39,9 @@ struct Args {
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// Only the prefill breakdown and the batch-cost table (quick GPU checks).
+    #[arg(long)]
+    phases_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +71,14 @@ fn run(args: Args) -> Result<(), String> {
         threads,
         engine.n_ctx()
     );
+
+    let bare_model =
+        Model::load(&model_path, &ModelParams::default()).map_err(|e| e.to_string())?;
+    prefill_phases(&engine, &bare_model, &args, threads)?;
+    batch_costs(&bare_model, &args, threads)?;
+    if args.phases_only {
+        return Ok(());
+    }
 
     // Prefill: a fresh prompt each run (its first token differs) so nothing is cached.
     let filler = "The quick brown fox jumps over the lazy dog near the river bank. ";
@@ -99,8 +116,6 @@ fn run(args: Args) -> Result<(), String> {
     let prompt_tokens = engine
         .tokenize("Once upon a time, in a land far away, there lived", true)
         .map_err(|e| e.to_string())?;
-    let bare_model =
-        Model::load(&model_path, &ModelParams::default()).map_err(|e| e.to_string())?;
     let session_params = SessionParams {
         n_ctx: args.ctx,
         n_threads: Some(threads),
@@ -153,6 +168,166 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     prefix_reuse(&engine, &bare_model, &session_params)
+}
+
+/// A token-array prompt of `n` tokens for run `i`: the first token is the same in
+/// every run (as a BOS would be), the rest differ, so a kept cache can only reuse one.
+fn synthetic_prompt(n: usize, i: usize) -> Vec<i32> {
+    (0..n)
+        .map(|j| {
+            if j == 0 {
+                1000
+            } else {
+                ((1000 + 7 * j + 131 * i) % 30000 + 1000) as i32
+            }
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The prompt evaluation of --prefill-tokens tokens in several set-ups, each phase
+/// apart (medians of --runs after one warm-up run): a bare session as llama-bench makes
+/// one (context just big enough, cache cleared before each run), the same in the
+/// engine's context size, the engine's pattern (the previous prompt left in the cache
+/// and cut back to the shared first token), one CPU thread, and the engine itself.
+fn prefill_phases(engine: &Engine, model: &Model, args: &Args, threads: u32) -> Result<(), String> {
+    let n = args.prefill_tokens;
+    println!(
+        "Where a {n}-token prompt evaluation's time goes (ms, median of {}):\n",
+        args.runs
+    );
+    println!(
+        "| set-up | context | threads | evaluated | host, until llama_decode returns | device wait | first token | total | tok/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let setups: [(&str, u32, u32, bool); 5] = [
+        (
+            "bare, engine's pattern, its own thread",
+            args.ctx,
+            threads,
+            false,
+        ),
+        ("bare, as llama-bench (cleared)", n as u32, threads, true),
+        ("bare, engine's context (cleared)", args.ctx, threads, true),
+        (
+            "bare, engine's pattern (kept, cut back)",
+            args.ctx,
+            threads,
+            false,
+        ),
+        ("bare, engine's context, 1 thread", args.ctx, 1, true),
+    ];
+    for (name, n_ctx, n_threads, clear) in setups {
+        let params = SessionParams {
+            n_ctx,
+            n_threads: Some(n_threads),
+            ..SessionParams::default()
+        };
+        let runs = args.runs;
+        let measure = move || -> Result<Vec<PrefillPhases>, String> {
+            let mut session = model.session(&params).map_err(|e| e.to_string())?;
+            let mut phases = Vec::new();
+            for i in 0..=runs {
+                let p = timed_prefill(&mut session, &synthetic_prompt(n, i), clear)
+                    .map_err(|e| e.to_string())?;
+                if i > 0 {
+                    phases.push(p);
+                }
+            }
+            Ok(phases)
+        };
+        // The engine evaluates on a thread of its own; one set-up does too, to tell
+        // that apart from everything else the engine does.
+        let phases = if name.ends_with("its own thread") {
+            std::thread::scope(|s| s.spawn(measure).join())
+                .map_err(|_| "the measuring thread panicked".to_string())??
+        } else {
+            measure()?
+        };
+        print_phases(name, n_ctx, n_threads, &phases);
+    }
+    let mut totals = Vec::new();
+    let mut evaluated = 0;
+    for i in 0..=args.runs {
+        let job = sandbox_examples::job(
+            Prompt::Tokens(synthetic_prompt(n, i + 100)),
+            SamplingParams::greedy(),
+            1,
+            false,
+        );
+        let out = engine
+            .submit(job)
+            .and_then(|h| h.wait())
+            .map_err(|e| e.to_string())?;
+        if i > 0 {
+            totals.push(ms(out.timings.prefill));
+            evaluated = out.usage.prompt_tokens - out.usage.cached_prompt_tokens;
+        }
+    }
+    let total = median(totals);
+    println!(
+        "| engine job (the API's prompt_ms) | {} | {threads} | {evaluated} | | | | {total:.2} | {:.0} |\n",
+        engine.n_ctx(),
+        n as f64 / (total / 1e3)
+    );
+    Ok(())
+}
+
+fn print_phases(name: &str, n_ctx: u32, threads: u32, phases: &[PrefillPhases]) {
+    let pick =
+        |f: &dyn Fn(&PrefillPhases) -> Duration| median(phases.iter().map(|p| ms(f(p))).collect());
+    let (submit, wait, sample) = (pick(&|p| p.submit), pick(&|p| p.wait), pick(&|p| p.sample));
+    let total = pick(&|p| p.submit + p.wait + p.sample);
+    let evaluated = phases.first().map_or(0, |p| p.evaluated);
+    println!(
+        "| {name} | {n_ctx} | {threads} | {evaluated} | {submit:.2} | {wait:.2} | {sample:.2} | {total:.2} | {:.0} |",
+        evaluated as f64 / (total / 1e3)
+    );
+}
+
+/// What decoding one batch of k tokens with logits for each costs after a 512-token
+/// context, against k = 1: checking a draft of k - 1 guesses. A draft pays off when the
+/// tokens it gains per step outweigh this ratio.
+fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
+    let params = SessionParams {
+        n_ctx: args.ctx,
+        n_threads: Some(threads),
+        ..SessionParams::default()
+    };
+    let mut session = model.session(&params).map_err(|e| e.to_string())?;
+    timed_prefill(
+        &mut session,
+        &synthetic_prompt(512.min(args.ctx as usize / 2), 0),
+        true,
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "One batch of k tokens, logits for each (ms, median of {} × 5):\n",
+        args.runs
+    );
+    println!("| k | ms | × k = 1 | tokens a step must gain to break even |");
+    println!("|---|---|---|---|");
+    let mut one = f64::NAN;
+    for k in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16] {
+        let tokens: Vec<i32> = (0..k).map(|j| (2000 + 13 * j) as i32).collect();
+        timed_batch(&mut session, &tokens).map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..args.runs * 5 {
+            times.push(ms(
+                timed_batch(&mut session, &tokens).map_err(|e| e.to_string())?
+            ));
+        }
+        let t = median(times);
+        if k == 1 {
+            one = t;
+        }
+        println!("| {k} | {t:.3} | {:.2} | {:.2} |", t / one, t / one - 1.0);
+    }
+    println!();
+    Ok(())
 }
 
 /// A 10-turn chat through the engine (each turn's prompt extends the last), compared

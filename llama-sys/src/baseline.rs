@@ -52,3 +52,59 @@ pub fn bare_greedy_decode(
         tokens,
     })
 }
+
+/// Where one prompt evaluation's time goes (see [`timed_prefill`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PrefillPhases {
+    /// Prompt tokens evaluated (those not kept from the cache).
+    pub evaluated: usize,
+    /// Until the last `llama_decode` returned: batch filling, graph build and
+    /// allocation, input upload and kernel launches (earlier batches' GPU work too, when
+    /// a batch has to wait for the one before).
+    pub submit: Duration,
+    /// Waiting for the device to finish after that (`llama_synchronize`).
+    pub wait: Duration,
+    /// Picking the first token from the logits (greedy).
+    pub sample: Duration,
+}
+
+/// Evaluates `prompt` in `session` as [`Session::prefill`] does (keeping the cached
+/// common prefix unless `clear`), then waits for the device and samples greedily,
+/// timing each phase apart.
+pub fn timed_prefill(
+    session: &mut Session<'_>,
+    prompt: &[TokenId],
+    clear: bool,
+) -> Result<PrefillPhases, LlamaError> {
+    if clear {
+        session.clear();
+    }
+    let started = Instant::now();
+    let outcome = session
+        .prefill(prompt, &mut || false)?
+        .ok_or_else(|| LlamaError::Decode("prefill interrupted".into()))?;
+    let submit = started.elapsed();
+    session.context_mut().synchronize();
+    let wait = started.elapsed() - submit;
+    let started = Instant::now();
+    session.sample(&mut crate::Sampler::greedy())?;
+    Ok(PrefillPhases {
+        evaluated: outcome.evaluated,
+        submit,
+        wait,
+        sample: started.elapsed(),
+    })
+}
+
+/// Time to decode `tokens` in one batch after what `session` holds, with logits for
+/// each (what checking a speculative draft costs), device work included; the batch is
+/// dropped from the cache again afterwards.
+pub fn timed_batch(session: &mut Session<'_>, tokens: &[TokenId]) -> Result<Duration, LlamaError> {
+    let base = session.cached_tokens().len();
+    let started = Instant::now();
+    session.push_draft(tokens)?;
+    session.context_mut().synchronize();
+    let took = started.elapsed();
+    session.keep(base)?;
+    Ok(took)
+}

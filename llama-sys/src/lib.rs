@@ -21,7 +21,7 @@ mod sampler;
 mod session;
 mod utf8;
 
-pub use baseline::{BareRun, bare_greedy_decode};
+pub use baseline::{BareRun, PrefillPhases, bare_greedy_decode, timed_batch, timed_prefill};
 pub use error::LlamaError;
 pub use gpu::{GgufShape, GpuDevice, gpu_devices};
 pub use model::{Model, ModelInfo, ModelParams, SpecialToken};

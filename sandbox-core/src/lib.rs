@@ -87,8 +87,9 @@ with_engine! {
     /// Things for benchmarks and diagnostics that are not part of serving.
     pub mod diagnostics {
         pub use llama_sys::{
-            BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, Quant, Session,
-            SessionParams, bare_greedy_decode, gpu_devices, quantize,
+            BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, PrefillPhases, Quant,
+            Session, SessionParams, bare_greedy_decode, gpu_devices, quantize, timed_batch,
+            timed_prefill,
         };
     }
 }

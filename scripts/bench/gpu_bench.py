@@ -10,24 +10,17 @@ rate as a check)."""
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+from api_server import serve
 from sse_client import stream_chat
 
 # Peak memory bandwidth by GPU name (vendor datasheets), for the decode ceiling.
 BANDWIDTH = {"H100 80GB HBM3": 3.35e12, "H100": 3.35e12, "H200": 4.8e12, "RTX 4000 Ada": 360e9}
 EOS = 2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def smi(query):
@@ -44,28 +37,11 @@ def post(base, path, body):
 
 
 def measure_api(binary, libs, model):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     used_before = int(smi("memory.used"))
-    t0 = time.monotonic()
     # Our binary runs on the CUDA build of its own llama.cpp version; llama-bench
     # (another version) must not see these libraries.
-    env = {**os.environ, "LD_LIBRARY_PATH": libs} if libs else dict(os.environ)
     extra = os.environ.get("API_ARGS", "").split()
-    proc = subprocess.Popen([binary, "--model", str(model), "--listen", f"127.0.0.1:{port}", "--ctx", "8192", *extra],
-                            stdout=subprocess.DEVNULL, stderr=open(f"/tmp/api-{model.stem}.log", "w"), env=env)
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(open(f"/tmp/api-{model.stem}.log").read()[-3000:])
-            time.sleep(0.05)
-        ready_s = time.monotonic() - t0
+    with serve(binary, model, libs=libs, extra=extra) as (base, ready_s):
         vram_mib = int(smi("memory.used")) - used_before
         res = {"ready_s": ready_s, "vram_mib": vram_mib}
         for n in (512, 4096):
@@ -89,9 +65,6 @@ def measure_api(binary, libs, model):
                                                     "logit_bias": {str(EOS): -100}})
         res["tg128_client"] = (tokens - 1) / decode_s
         return res
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
 
 
 def measure_peer(llama_bench, model):
