@@ -84,6 +84,7 @@ pub struct Model {
     pub(crate) inner: LlamaModel,
     info: ModelInfo,
     path: PathBuf,
+    on_gpu: bool,
 }
 
 impl Model {
@@ -130,7 +131,13 @@ impl Model {
             inner,
             info,
             path: path.to_path_buf(),
+            on_gpu: gpu_layers > 0 && backend.supports_gpu_offload(),
         })
+    }
+
+    /// Whether any of the model's layers run on a GPU.
+    pub fn on_gpu(&self) -> bool {
+        self.on_gpu
     }
 
     /// The model's metadata.

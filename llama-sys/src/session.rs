@@ -104,6 +104,22 @@ impl<'m> Session<'m> {
         self.n_ctx
     }
 
+    /// Runs one full prompt batch and one single-token step, then empties the cache
+    /// again: the device loads its kernels, sizes its buffers and settles on its
+    /// launch plans before the first real request instead of during it.
+    pub fn warm_up(&mut self) -> Result<(), LlamaError> {
+        let filler = self.model.info().bos.as_ref().map_or(0, |t| t.id);
+        let n = (self.n_batch as usize).min(self.n_ctx as usize - 1).max(1);
+        let result = self
+            .prefill(&vec![filler; n], &mut || false)
+            .and_then(|_| self.push(filler));
+        if result.is_ok() {
+            self.ctx.synchronize();
+        }
+        self.clear();
+        result
+    }
+
     /// Forgets everything in the KV cache.
     pub fn clear(&mut self) {
         self.ctx.clear_kv_cache();

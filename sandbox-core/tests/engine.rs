@@ -448,3 +448,28 @@ fn engine_greedy_matches_llama_cpps_greedy_sampler() {
         "the arg-max fast path must pick what llama.cpp's greedy sampler picks"
     );
 }
+
+#[test]
+fn a_warmed_up_session_starts_empty_and_answers_as_a_fresh_one() {
+    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+    // tiny-mistral: a 512-token warm-up batch takes milliseconds there.
+    let model = Model::load(&common::tiny_mistral(), &ModelParams::default()).unwrap();
+    let params = SessionParams {
+        n_ctx: 1024,
+        n_threads: Some(1),
+        ..SessionParams::default()
+    };
+    let prompt = model.tokenize("[INST] Name three colours. [/INST]", true).unwrap();
+    let mut fresh = model.session(&params).unwrap();
+    let expected = bare_greedy_decode(&mut fresh, &prompt, 12).unwrap().tokens;
+
+    let mut warmed = model.session(&params).unwrap();
+    warmed.warm_up().unwrap();
+    assert!(warmed.cached_tokens().is_empty());
+    let outcome = warmed.prefill(&prompt, &mut || false).unwrap().unwrap();
+    assert_eq!((outcome.cached, outcome.evaluated), (0, prompt.len()));
+    assert_eq!(
+        bare_greedy_decode(&mut warmed, &prompt, 12).unwrap().tokens,
+        expected
+    );
+}

@@ -211,7 +211,16 @@ fn engine_thread(
 ) {
     let beat = || heartbeat.beat();
     let mut session = match model.session(params) {
-        Ok(s) => {
+        Ok(mut s) => {
+            // On a GPU the first batches of a new context are slow (kernels load,
+            // buffers grow): pay that now rather than in the first user's answer.
+            if model.on_gpu() {
+                let started = std::time::Instant::now();
+                match s.warm_up() {
+                    Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "engine warmed up"),
+                    Err(e) => tracing::warn!(error = %e, "engine warm-up failed"),
+                }
+            }
             beat();
             let _ = ready.send(Ok(s.n_ctx()));
             s
