@@ -3,8 +3,16 @@
 //! kept, and whether the outputs are identical. They are, except where two tokens tie
 //! within floating-point noise: a batch's logits differ from one token's in the last
 //! bits, so a tie can fall either way (the column then names the first token that
-//! differs; `sandbox-core/tests/speculation.rs` checks that such a token is a tie). Tasks: two that repeat their prompt (editing a code file, summarising with
-//! quotes) and two free chats. Prints a Markdown table.
+//! differs; `sandbox-core/tests/speculation.rs` checks that such a token is a tie).
+//! Tasks: two that repeat their prompt (editing a code file, summarising with quotes)
+//! and two free chats. Prints a Markdown table.
+//!
+//! On a CPU a batch of k tokens costs nearly k times one token, so the speedup seen
+//! here is not what a GPU sees. The table therefore also projects each task's speedup
+//! onto GPUs from what its guesses did (tokens, guessed, kept, checks) and what one
+//! batch of k tokens costs there (`--gpu-costs`; the default is the H200 table that
+//! `examples/bench` printed for Mistral-7B Q4_K_M, and the RTX 4000 Ada one derived
+//! from it).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -19,8 +27,8 @@ struct Args {
     /// GGUF model file.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Tokens guessed per step when drafting.
-    #[arg(long, default_value_t = 8)]
+    /// Most tokens guessed per step when drafting.
+    #[arg(long, default_value_t = 16)]
     draft_tokens: u32,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 256)]
@@ -34,6 +42,84 @@ struct Args {
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// GPU batch costs to project onto, as NAME:k=ms,k=ms,… (one flag per GPU).
+    #[arg(long = "gpu-costs", default_values_t = DEFAULT_COSTS.map(String::from))]
+    gpu_costs: Vec<String>,
+}
+
+/// One batch of k tokens with logits for each, ms. H200: measured by `examples/bench`
+/// (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M, 2026-12-02, CUDA op
+/// fusion off. RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that
+/// batch-1 decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), and each
+/// further token of a batch 2.5 times the H200's extra time (its FP32 rate is 26.7
+/// TFLOP/s against 67): an assumption, not a measurement on the card.
+const DEFAULT_COSTS: [&str; 2] = [
+    "H200:1=3.757,2=4.253,3=4.803,4=5.663,5=6.279,6=6.857,7=7.433,8=8.096,9=7.580,12=7.840,16=8.103",
+    "RTX 4000 Ada:1=14.30,2=15.54,3=16.91,4=19.07,5=20.61,6=22.05,7=23.49,8=25.15,9=23.86,12=24.51,16=25.16",
+];
+
+/// A GPU's batch costs: ms for a batch of k tokens, between the measured k linearly,
+/// past the last one flat (the batched kernels' cost barely grows there).
+struct Costs {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+impl Costs {
+    fn parse(spec: &str) -> Result<Self, String> {
+        let bad = || format!("--gpu-costs {spec:?}: want NAME:k=ms,k=ms,… with k = 1 first");
+        let (name, table) = spec.split_once(':').ok_or_else(bad)?;
+        let points = table
+            .split(',')
+            .map(|kv| {
+                let (k, ms) = kv.split_once('=')?;
+                Some((k.trim().parse().ok()?, ms.trim().parse().ok()?))
+            })
+            .collect::<Option<Vec<(f64, f64)>>>()
+            .ok_or_else(bad)?;
+        if points.first().is_none_or(|p| p.0 != 1.0) || points.windows(2).any(|w| w[0].0 >= w[1].0)
+        {
+            return Err(bad());
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            points,
+        })
+    }
+
+    fn ms(&self, k: f64) -> f64 {
+        let (first, last) = (self.points[0], self.points[self.points.len() - 1]);
+        if k <= first.0 {
+            return first.1;
+        }
+        if k >= last.0 {
+            return last.1;
+        }
+        let i = self
+            .points
+            .iter()
+            .position(|p| p.0 >= k)
+            .unwrap_or(0)
+            .max(1);
+        let ((k0, t0), (k1, t1)) = (self.points[i - 1], self.points[i]);
+        t0 + (t1 - t0) * (k - k0) / (k1 - k0)
+    }
+
+    /// Plain decoding's time over drafting's for an answer whose guessing went as
+    /// `u` says: every step decodes one batch; a step that checks guesses decodes them
+    /// with its token (their mean number stands for each check's).
+    fn speedup(&self, u: &sandbox_core::Usage) -> f64 {
+        let n = u.completion_tokens as f64;
+        let checks = u.draft_checks as f64;
+        let plain_steps = (n - u.accepted_draft_tokens as f64 - checks).max(0.0);
+        let per_check = if checks > 0.0 {
+            u.draft_tokens as f64 / checks
+        } else {
+            0.0
+        };
+        let drafting = plain_steps * self.ms(1.0) + checks * self.ms(per_check + 1.0);
+        n * self.ms(1.0) / drafting
+    }
 }
 
 const CODE: &str = r#"def load_orders(path):
@@ -122,13 +208,25 @@ fn run(args: Args) -> Result<(), String> {
         args.max_tokens,
         args.runs
     );
+    let gpus = args
+        .gpu_costs
+        .iter()
+        .map(|s| Costs::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let projected: String = gpus
+        .iter()
+        .map(|g| format!(" {} projected |", g.name))
+        .collect();
     println!(
-        "| task | tokens | plain tok/s | drafting tok/s | speedup | guesses kept | identical |"
+        "| task | tokens | plain tok/s | drafting tok/s | speedup | guesses kept | checks |{projected} identical |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "|---|---|---|---|---|---|---|{}---|",
+        "---|".repeat(gpus.len())
+    );
     for (name, text) in tasks() {
-        let (mut a, mut b, mut kept, mut differs, mut tokens) =
-            (Vec::new(), Vec::new(), String::new(), None, 0);
+        let (mut a, mut b, mut differs, mut tokens) = (Vec::new(), Vec::new(), None, 0);
+        let mut usage = sandbox_core::Usage::default();
         for _ in 0..args.runs {
             let x = answer(&plain, &text, args.max_tokens)?;
             let y = answer(&drafting, &text, args.max_tokens)?;
@@ -141,15 +239,19 @@ fn run(args: Args) -> Result<(), String> {
             };
             a.push(rate(&x));
             b.push(rate(&y));
-            kept = format!(
-                "{} of {}",
-                y.usage.accepted_draft_tokens, y.usage.draft_tokens
-            );
+            usage = y.usage;
         }
         let (a, b) = (median(a), median(b));
+        let projected: String = gpus
+            .iter()
+            .map(|g| format!(" {:.2}× |", g.speedup(&usage)))
+            .collect();
         println!(
-            "| {name} | {tokens} | {a:.1} | {b:.1} | {:.2}× | {kept} | {} |",
+            "| {name} | {tokens} | {a:.1} | {b:.1} | {:.2}× | {} of {} | {} |{projected} {} |",
             b / a,
+            usage.accepted_draft_tokens,
+            usage.draft_tokens,
+            usage.draft_checks,
             differs.map_or_else(|| "yes".to_owned(), |i| format!("from token {i} on"))
         );
     }

@@ -197,7 +197,15 @@ const SETTINGS: &[Setting] = &[
         flag: &["--draft-tokens", "3"],
         file: "1",
         env_value: "2",
-        expect: ["0", "1", "2", "3"],
+        expect: ["", "1", "2", "3"],
+    },
+    Setting {
+        key: "engine.cuda_op_fusion",
+        env: "SANDBOX_CUDA_OP_FUSION",
+        flag: &["--cuda-op-fusion"],
+        file: "false",
+        env_value: "true",
+        expect: ["false", "false", "true", "true"],
     },
 ];
 

@@ -105,6 +105,9 @@ pub struct Usage {
     pub draft_tokens: usize,
     /// See `draft_tokens`.
     pub accepted_draft_tokens: usize,
+    /// Batches in which guesses were checked (each also decodes one token that was
+    /// not guessed): with `draft_tokens`, what the guessing cost.
+    pub draft_checks: usize,
 }
 
 /// Where a job's time went.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use llama_sys::{Model, PieceDecoder, Sampler, Session, TokenId};
 
 use crate::EngineError;
-use crate::draft::PromptLookup;
+use crate::draft::{DraftLength, PromptLookup};
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -82,6 +82,7 @@ struct Run<'a> {
     stops: StopMatcher,
     first_token_at: Option<Instant>,
     lookup: Option<PromptLookup>,
+    draft_length: DraftLength,
     /// A token sampled while checking a draft, to be reported by the next step.
     carried: Option<TokenId>,
 }
@@ -107,6 +108,7 @@ impl<'a> Run<'a> {
             decoder: PieceDecoder::new(job.strip_leading_space),
             stops: StopMatcher::new(&job.limits.stop),
             first_token_at: None,
+            draft_length: lookup.map_or(DraftLength::new(0), |l| l.length()),
             lookup,
             carried: None,
         }
@@ -173,7 +175,7 @@ impl<'a> Run<'a> {
         if let Some(reason) = self.report(session, token)? {
             return Ok(Some(reason));
         }
-        let room = self.p.job.max_tokens - self.usage.completion_tokens;
+        let room = (self.p.job.max_tokens - self.usage.completion_tokens).min(self.draft_length.get());
         let draft = match &self.lookup {
             Some(l) => l.draft(session.cached_tokens(), token, room),
             None => Vec::new(),
@@ -205,10 +207,12 @@ impl<'a> Run<'a> {
         batch.extend_from_slice(draft);
         session.push_draft(&batch)?;
         self.usage.draft_tokens += draft.len();
+        self.usage.draft_checks += 1;
         for (row, &guess) in draft.iter().enumerate() {
             session.use_row(row);
             let next = session.sample(&mut self.sampler)?;
             if next != guess {
+                self.draft_length.update(draft.len(), row);
                 session.keep(base + 1 + row)?;
                 self.carried = Some(next);
                 return Ok(None);
@@ -220,6 +224,7 @@ impl<'a> Run<'a> {
                 return Ok(Some(reason));
             }
         }
+        self.draft_length.update(draft.len(), draft.len());
         session.use_row(draft.len());
         self.carried = Some(session.sample(&mut self.sampler)?);
         Ok(None)

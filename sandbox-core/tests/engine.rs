@@ -459,7 +459,9 @@ fn a_warmed_up_session_starts_empty_and_answers_as_a_fresh_one() {
         n_threads: Some(1),
         ..SessionParams::default()
     };
-    let prompt = model.tokenize("[INST] Name three colours. [/INST]", true).unwrap();
+    let prompt = model
+        .tokenize("[INST] Name three colours. [/INST]", true)
+        .unwrap();
     let mut fresh = model.session(&params).unwrap();
     let expected = bare_greedy_decode(&mut fresh, &prompt, 12).unwrap().tokens;
 

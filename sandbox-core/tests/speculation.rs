@@ -23,7 +23,7 @@ fn engine(draft_tokens: u32) -> Engine {
         n_ctx: 4096,
         n_threads: 1,
         queue_capacity: 4,
-        draft_tokens,
+        draft_tokens: Some(draft_tokens),
         ..EngineConfig::default()
     })
     .expect("engine starts")
@@ -120,7 +120,7 @@ fn jobs() -> Vec<JobRequest> {
 fn drafting_changes_no_token() {
     let plain = engine(0);
     let drafting = engine(8);
-    let mut drafted = 0;
+    let (mut drafted, mut checks) = (0, 0);
     let mut accepted = 0;
     let mut ties = 0;
     for (i, job) in jobs().into_iter().enumerate() {
@@ -157,7 +157,12 @@ fn drafting_changes_no_token() {
             );
         }
         assert!(b.usage.accepted_draft_tokens <= b.usage.draft_tokens);
+        // Every check holds at least one guess, and at most the longest allowed.
+        assert!(b.usage.draft_checks <= b.usage.draft_tokens, "job {i}");
+        assert!(b.usage.draft_tokens <= 8 * b.usage.draft_checks, "job {i}");
+        assert_eq!(b.usage.draft_checks > 0, b.usage.draft_tokens > 0, "job {i}");
         drafted += b.usage.draft_tokens;
+        checks += b.usage.draft_checks;
         accepted += b.usage.accepted_draft_tokens;
         match i {
             6 => assert_eq!(b.finish_reason, FinishReason::Length),
@@ -168,6 +173,11 @@ fn drafting_changes_no_token() {
     assert!(
         accepted > 50,
         "copying a letter is guessed well: {accepted} of {drafted}"
+    );
+    // Guesses that stand grow longer than the first one-token guess.
+    assert!(
+        drafted > 2 * checks,
+        "{drafted} tokens guessed in {checks} checks"
     );
     assert!(
         ties <= 2,
