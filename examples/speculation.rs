@@ -181,7 +181,9 @@ fn answer(engine: &Engine, text: &str, max_tokens: usize) -> Result<Completion, 
         messages: vec![ChatMessage::new("user", text)],
         tools: None,
     };
-    let job = sandbox_examples::job(prompt, SamplingParams::greedy(), max_tokens, false);
+    let mut job = sandbox_examples::job(prompt, SamplingParams::greedy(), max_tokens, false);
+    // The two best tokens at each position tell a tie from a real difference.
+    job.logprobs = Some(2);
     engine
         .submit(job)
         .and_then(|h| h.wait())
@@ -230,7 +232,16 @@ fn run(args: Args) -> Result<(), String> {
         for _ in 0..args.runs {
             let x = answer(&plain, &text, args.max_tokens)?;
             let y = answer(&drafting, &text, args.max_tokens)?;
-            differs = differs.or_else(|| x.tokens.iter().zip(&y.tokens).position(|(p, q)| p != q));
+            differs = differs.or_else(|| {
+                let i = x.tokens.iter().zip(&y.tokens).position(|(p, q)| p != q)?;
+                let top = x.logprobs.get(i).map(|l| l.top.clone()).unwrap_or_default();
+                Some(match top.as_slice() {
+                    [(_, a), (_, b), ..] => {
+                        format!("from token {i} on (best two: {a:.4} vs {b:.4})")
+                    }
+                    _ => format!("from token {i} on"),
+                })
+            });
             tokens = x.usage.completion_tokens;
             // Over the whole answer, time to first token included: what a reader waits.
             let rate = |c: &Completion| {
@@ -252,7 +263,7 @@ fn run(args: Args) -> Result<(), String> {
             usage.accepted_draft_tokens,
             usage.draft_tokens,
             usage.draft_checks,
-            differs.map_or_else(|| "yes".to_owned(), |i| format!("from token {i} on"))
+            differs.unwrap_or_else(|| "yes".to_owned())
         );
     }
     Ok(())

@@ -19,11 +19,16 @@ const LOOKBACK: usize = 16_384;
 /// whether guesses stand depends on the text: a copied passage keeps them for a long
 /// stretch, free writing rarely past the first. So a job starts with one-token guesses,
 /// doubles the length after a guess that stood whole, and after one that failed goes
-/// back to what stood, plus one: long guesses only while they keep paying.
+/// back to what stood, plus one: long guesses only while they keep paying. A guess of
+/// which nothing stood also pauses guessing for 1, 3, 7, … up to 63 steps as such
+/// misses follow each other (any token that stands ends the streak), so text that
+/// prompt lookup cannot predict costs few checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DraftLength {
     now: usize,
     max: usize,
+    misses: u32,
+    pause: usize,
 }
 
 impl DraftLength {
@@ -32,11 +37,18 @@ impl DraftLength {
         Self {
             now: 1.min(max),
             max,
+            misses: 0,
+            pause: 0,
         }
     }
 
-    /// The length the next guess may have.
-    pub(crate) fn get(&self) -> usize {
+    /// The length this step's guess may have (0 while guessing pauses); asked once
+    /// per step.
+    pub(crate) fn next(&mut self) -> usize {
+        if self.pause > 0 {
+            self.pause -= 1;
+            return 0;
+        }
         self.now
     }
 
@@ -47,6 +59,12 @@ impl DraftLength {
         } else {
             (kept + 1).min(self.max)
         };
+        if kept == 0 {
+            self.misses = (self.misses + 1).min(6);
+            self.pause = (1 << self.misses) - 1;
+        } else {
+            self.misses = 0;
+        }
     }
 }
 
@@ -126,25 +144,40 @@ mod tests {
     #[test]
     fn guesses_grow_while_they_stand_and_shrink_to_what_stood() {
         let mut len = PromptLookup::new(16).unwrap().length();
-        assert_eq!(len.get(), 1);
+        assert_eq!(len.next(), 1);
         for expected in [2, 4, 8, 16, 16] {
-            let drafted = len.get();
+            let drafted = len.next();
             len.update(drafted, drafted);
-            assert_eq!(len.get(), expected);
+            assert_eq!(len.next(), expected);
         }
         len.update(16, 5);
-        assert_eq!(len.get(), 6);
-        len.update(6, 0);
-        assert_eq!(len.get(), 1);
-        // A guess cut short by the text or the token limit, kept whole, still grows.
-        len.update(1, 1);
-        assert_eq!(len.get(), 2);
+        assert_eq!(len.next(), 6);
         let mut small = PromptLookup::new(3).unwrap().length();
         small.update(1, 1);
         small.update(2, 2);
-        assert_eq!(small.get(), 3);
+        assert_eq!(small.next(), 3);
         small.update(3, 3);
-        assert_eq!(small.get(), 3);
+        assert_eq!(small.next(), 3);
+    }
+
+    #[test]
+    fn misses_in_a_row_pause_guessing_longer_and_longer() {
+        let mut len = PromptLookup::new(16).unwrap().length();
+        let paused = |len: &mut DraftLength| (0..).take_while(|_| len.next() == 0).count();
+        for expected in [1, 3, 7, 15, 31, 63, 63] {
+            len.update(1, 0);
+            // The step that ends the pause guesses again, one token long.
+            assert_eq!(paused(&mut len), expected);
+        }
+        // A guess that stands ends the streak: the next miss pauses one step again.
+        len.update(1, 1);
+        assert_eq!(len.next(), 2);
+        len.update(2, 0);
+        assert_eq!(paused(&mut len), 1);
+        // A partial guess is no miss.
+        len.update(1, 1);
+        len.update(2, 1);
+        assert_eq!(len.next(), 2);
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl<'a> Run<'a> {
         if let Some(reason) = self.report(session, token)? {
             return Ok(Some(reason));
         }
-        let room = (self.p.job.max_tokens - self.usage.completion_tokens).min(self.draft_length.get());
+        let room = (self.p.job.max_tokens - self.usage.completion_tokens).min(self.draft_length.next());
         let draft = match &self.lookup {
             Some(l) => l.draft(session.cached_tokens(), token, room),
             None => Vec::new(),

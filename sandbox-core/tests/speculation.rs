@@ -160,7 +160,11 @@ fn drafting_changes_no_token() {
         // Every check holds at least one guess, and at most the longest allowed.
         assert!(b.usage.draft_checks <= b.usage.draft_tokens, "job {i}");
         assert!(b.usage.draft_tokens <= 8 * b.usage.draft_checks, "job {i}");
-        assert_eq!(b.usage.draft_checks > 0, b.usage.draft_tokens > 0, "job {i}");
+        assert_eq!(
+            b.usage.draft_checks > 0,
+            b.usage.draft_tokens > 0,
+            "job {i}"
+        );
         drafted += b.usage.draft_tokens;
         checks += b.usage.draft_checks;
         accepted += b.usage.accepted_draft_tokens;
