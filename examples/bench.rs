@@ -96,10 +96,7 @@ fn run(args: Args) -> Result<(), String> {
             1,
             false,
         );
-        let out = engine
-            .submit(job)
-            .and_then(|h| h.wait())
-            .map_err(|e| e.to_string())?;
+        let out = sandbox_examples::complete(&engine, job)?;
         // Prompts differ from their first word on; only BOS (and a word-start piece on
         // SentencePiece models) may be shared.
         if out.usage.cached_prompt_tokens > 2 {
@@ -132,10 +129,7 @@ fn run(args: Args) -> Result<(), String> {
             args.decode_tokens,
             true,
         );
-        let out = engine
-            .submit(job)
-            .and_then(|h| h.wait())
-            .map_err(|e| e.to_string())?;
+        let out = sandbox_examples::complete(&engine, job)?;
         engine_tps.push(out.timings.decode_tokens_per_second(&out.usage));
         let bare = bare_greedy_decode(&mut bare_session, &prompt_tokens, args.decode_tokens)
             .map_err(|e| e.to_string())?;
@@ -258,10 +252,7 @@ fn prefill_phases(engine: &Engine, model: &Model, args: &Args, threads: u32) -> 
             1,
             false,
         );
-        let out = engine
-            .submit(job)
-            .and_then(|h| h.wait())
-            .map_err(|e| e.to_string())?;
+        let out = sandbox_examples::complete(engine, job)?;
         if i > 0 {
             totals.push(ms(out.timings.prefill));
             evaluated = out.usage.prompt_tokens - out.usage.cached_prompt_tokens;
@@ -333,18 +324,10 @@ fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
 /// A 10-turn chat through the engine (each turn's prompt extends the last), compared
 /// with evaluating each turn's whole prompt from an empty cache.
 fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Result<(), String> {
-    let questions = [
-        "Hi! Can you help me plan a small vegetable garden?",
-        "Which vegetables are easiest for a beginner?",
-        "How much sun do tomatoes need?",
-        "What about watering, how often?",
-        "Should I use raised beds?",
-        "What soil mix works for raised beds?",
-        "When should I plant in a temperate climate?",
-        "How do I keep slugs away?",
-        "Can I grow herbs next to the tomatoes?",
-        "Summarise the plan in three bullet points.",
-    ];
+    // The same chat as scripts/bench/chat_ttft.py's.
+    let questions: Vec<&str> = include_str!("../scripts/bench/chat_questions.txt")
+        .lines()
+        .collect();
     let mut cold = model.session(params).map_err(|e| e.to_string())?;
     let mut history = Vec::new();
     let (mut warm_total, mut cold_total) = (Duration::ZERO, Duration::ZERO);
@@ -364,10 +347,7 @@ fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Resul
             48,
             false,
         );
-        let out = engine
-            .submit(job)
-            .and_then(|h| h.wait())
-            .map_err(|e| e.to_string())?;
+        let out = sandbox_examples::complete(engine, job)?;
         let tokens = engine
             .chat_tokens(&history, None)
             .map_err(|e| e.to_string())?;

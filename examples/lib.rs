@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sandbox_core::{Engine, EngineConfig, JobRequest, Limits, Prompt, SamplingParams};
+use sandbox_core::{Completion, Engine, EngineConfig, JobRequest, Limits, Prompt, SamplingParams};
 
 /// Where the test setup puts SmolLM2-135M-Instruct; the examples' default model.
 pub fn default_model() -> PathBuf {
@@ -76,4 +76,12 @@ pub fn job(
         },
         logprobs: None,
     }
+}
+
+/// Runs `job` on `engine` to the end.
+pub fn complete(engine: &Engine, job: JobRequest) -> Result<Completion, String> {
+    engine
+        .submit(job)
+        .and_then(|h| h.wait())
+        .map_err(|e| e.to_string())
 }

@@ -184,10 +184,7 @@ fn answer(engine: &Engine, text: &str, max_tokens: usize) -> Result<Completion, 
     let mut job = sandbox_examples::job(prompt, SamplingParams::greedy(), max_tokens, false);
     // The two best tokens at each position tell a tie from a real difference.
     job.logprobs = Some(2);
-    engine
-        .submit(job)
-        .and_then(|h| h.wait())
-        .map_err(|e| e.to_string())
+    sandbox_examples::complete(engine, job)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

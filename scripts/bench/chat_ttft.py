@@ -13,22 +13,13 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from api_server import serve
 from sse_client import sse_events
 
-QUESTIONS = [
-    "Hi! Can you help me plan a small vegetable garden?",
-    "Which vegetables are easiest for a beginner?",
-    "How much sun do tomatoes need?",
-    "What about watering, how often?",
-    "Should I use raised beds?",
-    "What soil mix works for raised beds?",
-    "When should I plant in a temperate climate?",
-    "How do I keep slugs away?",
-    "Can I grow herbs next to the tomatoes?",
-    "Summarise the plan in three bullet points.",
-]
+# The same chat as examples/bench's prefix-reuse table.
+QUESTIONS = (Path(__file__).parent / "chat_questions.txt").read_text().splitlines()
 
 
 def system_prompt(words):
