@@ -49,14 +49,16 @@ pub fn start_engine_with(
             model_path.display()
         ));
     }
-    Engine::start(&EngineConfig {
+    let config = EngineConfig {
         model_path,
         n_ctx,
         n_threads,
         draft_tokens: Some(draft_tokens),
         ..EngineConfig::default()
-    })
-    .map_err(|e| e.to_string())
+    };
+    // The examples start their engines from `main`'s thread, before any other.
+    sandbox_core::apply_process_settings(&config).map_err(|e| e.to_string())?;
+    Engine::start(&config).map_err(|e| e.to_string())
 }
 
 /// A job with `max_tokens` and no other limit.

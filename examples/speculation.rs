@@ -176,15 +176,33 @@ fn main() -> ExitCode {
     sandbox_examples::run(run)
 }
 
-fn answer(engine: &Engine, text: &str, max_tokens: usize) -> Result<Completion, String> {
+fn answer(
+    engine: &Engine,
+    text: &str,
+    max_tokens: usize,
+    logprobs: Option<usize>,
+) -> Result<Completion, String> {
     let prompt = Prompt::Chat {
         messages: vec![ChatMessage::new("user", text)],
         tools: None,
     };
     let mut job = sandbox_examples::job(prompt, SamplingParams::greedy(), max_tokens, false);
-    // The two best tokens at each position tell a tie from a real difference.
-    job.logprobs = Some(2);
+    job.logprobs = logprobs;
     sandbox_examples::complete(engine, job)
+}
+
+/// Where plain and drafting answers part, with the plain run's two best
+/// log-probabilities there (an untimed re-run), which tell a tie from a real difference.
+fn parting(engine: &Engine, text: &str, max_tokens: usize, i: usize) -> Result<String, String> {
+    let top = answer(engine, text, max_tokens, Some(2))?
+        .logprobs
+        .get(i)
+        .map(|l| l.top.clone())
+        .unwrap_or_default();
+    Ok(match top.as_slice() {
+        [(_, a), (_, b), ..] => format!("from token {i} on (best two: {a:.4} vs {b:.4})"),
+        _ => format!("from token {i} on"),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -227,18 +245,13 @@ fn run(args: Args) -> Result<(), String> {
         let (mut a, mut b, mut differs, mut tokens) = (Vec::new(), Vec::new(), None, 0);
         let mut usage = sandbox_core::Usage::default();
         for _ in 0..args.runs {
-            let x = answer(&plain, &text, args.max_tokens)?;
-            let y = answer(&drafting, &text, args.max_tokens)?;
-            differs = differs.or_else(|| {
-                let i = x.tokens.iter().zip(&y.tokens).position(|(p, q)| p != q)?;
-                let top = x.logprobs.get(i).map(|l| l.top.clone()).unwrap_or_default();
-                Some(match top.as_slice() {
-                    [(_, a), (_, b), ..] => {
-                        format!("from token {i} on (best two: {a:.4} vs {b:.4})")
-                    }
-                    _ => format!("from token {i} on"),
-                })
-            });
+            let x = answer(&plain, &text, args.max_tokens, None)?;
+            let y = answer(&drafting, &text, args.max_tokens, None)?;
+            if differs.is_none()
+                && let Some(i) = x.tokens.iter().zip(&y.tokens).position(|(p, q)| p != q)
+            {
+                differs = Some(parting(&plain, &text, args.max_tokens, i)?);
+            }
             tokens = x.usage.completion_tokens;
             // Over the whole answer, time to first token included: what a reader waits.
             let rate = |c: &Completion| {

@@ -21,7 +21,7 @@ mod sampler;
 mod session;
 mod utf8;
 
-pub use backend::set_cuda_op_fusion;
+pub use backend::{cuda_op_fusion, set_cuda_op_fusion};
 pub use baseline::{BareRun, PrefillPhases, bare_greedy_decode, timed_batch, timed_prefill};
 pub use error::LlamaError;
 pub use gpu::{GgufShape, GpuDevice, gpu_devices};

@@ -63,6 +63,9 @@ pub struct Session<'m> {
     /// Which row of the last batch's logits sampling reads: -1 (the last) after a
     /// prefill or a push, the position chosen with [`Session::use_row`] after a draft.
     logits_row: i32,
+    /// Cached tokens before the last appended batch: cutting back to this or less
+    /// leaves no row of that batch, so no logits.
+    batch_start: usize,
 }
 
 impl<'m> Session<'m> {
@@ -96,6 +99,7 @@ impl<'m> Session<'m> {
             n_batch,
             has_logits: false,
             logits_row: -1,
+            batch_start: 0,
         })
     }
 
@@ -125,6 +129,7 @@ impl<'m> Session<'m> {
         self.ctx.clear_kv_cache();
         self.cached.clear();
         self.has_logits = false;
+        self.batch_start = 0;
     }
 
     /// Makes the KV cache hold `prompt` and leaves the logits for its last token ready
@@ -172,6 +177,7 @@ impl<'m> Session<'m> {
                     .add(LlamaToken(t), (pos + i) as i32, &[0], logits)
                     .map_err(|e| LlamaError::Decode(e.to_string()))?;
             }
+            self.batch_start = pos;
             self.decode_batch()?;
             self.cached.extend_from_slice(chunk);
             pos += chunk.len();
@@ -221,6 +227,7 @@ impl<'m> Session<'m> {
         self.has_logits = false;
         self.batch.clear();
         let base = self.cached.len();
+        self.batch_start = base;
         for (i, &t) in tokens.iter().enumerate() {
             self.batch
                 .add(LlamaToken(t), (base + i) as i32, &[0], true)
@@ -243,6 +250,9 @@ impl<'m> Session<'m> {
     pub fn keep(&mut self, len: usize) -> Result<(), LlamaError> {
         let before = self.cached.len();
         self.truncate_cache(len);
+        if len <= self.batch_start {
+            self.has_logits = false;
+        }
         if self.cached.len() == len.min(before) {
             Ok(())
         } else {

@@ -80,7 +80,11 @@ fn main() -> ExitCode {
             Err(e) => invalid(&e),
         },
         None => match ApiConfig::load(&cli.serve) {
-            Ok(cfg) => match actix_web::rt::System::new().block_on(server::run(cfg)) {
+            // Still one thread here, as process-wide settings need.
+            Ok(cfg) => match sandbox_core::apply_process_settings(&cfg.engine)
+                .map_err(std::io::Error::other)
+                .and_then(|()| actix_web::rt::System::new().block_on(server::run(cfg)))
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "server failed");

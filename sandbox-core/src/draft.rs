@@ -54,10 +54,13 @@ impl DraftLength {
 
     /// Learns from a guess of `drafted` tokens of which the first `kept` stood.
     pub(crate) fn update(&mut self, drafted: usize, kept: usize) {
-        self.now = if kept >= drafted {
+        self.now = if kept < drafted {
+            (kept + 1).min(self.max)
+        } else if drafted >= self.now {
             (self.now * 2).min(self.max)
         } else {
-            (kept + 1).min(self.max)
+            // Cut short by the text or the token limit: it proved no longer guess.
+            self.now
         };
         if kept == 0 {
             self.misses = (self.misses + 1).min(6);
@@ -151,6 +154,10 @@ mod tests {
             assert_eq!(len.next(), expected);
         }
         len.update(16, 5);
+        assert_eq!(len.next(), 6);
+        // A guess shorter than allowed (the text ran out) that stood proves nothing
+        // about longer ones.
+        len.update(3, 3);
         assert_eq!(len.next(), 6);
         let mut small = PromptLookup::new(3).unwrap().length();
         small.update(1, 1);

@@ -71,7 +71,7 @@ with_engine! {
     pub mod tools;
 
     pub use config::EngineConfig;
-    pub use engine::{Engine, JobHandle};
+    pub use engine::{Engine, JobHandle, apply_process_settings};
     pub use error::{EngineError, LlamaError};
     pub use job::{
         Completion, FinishReason, JobEvent, JobId, JobRequest, Limits, Prompt, Timings, Usage,

@@ -475,3 +475,25 @@ fn a_warmed_up_session_starts_empty_and_answers_as_a_fresh_one() {
         expected
     );
 }
+
+#[test]
+fn a_batch_cut_away_whole_leaves_no_logits_to_sample() {
+    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, timed_batch};
+    let model = Model::load(&common::tiny_mistral(), &ModelParams::default()).unwrap();
+    let mut session = model
+        .session(&SessionParams {
+            n_ctx: 256,
+            n_threads: Some(1),
+            ..SessionParams::default()
+        })
+        .unwrap();
+    let prompt = model.tokenize("[INST] Hi [/INST]", true).unwrap();
+    session.prefill(&prompt, &mut || false).unwrap();
+    assert!(session.logprobs(prompt[0], 0).is_ok());
+    timed_batch(&mut session, &prompt[1..4]).unwrap();
+    assert_eq!(session.cached_tokens(), &prompt[..]);
+    assert!(
+        session.logprobs(prompt[0], 0).is_err(),
+        "stale logits were readable"
+    );
+}

@@ -43,7 +43,7 @@ def measure_api(binary, libs, model):
     extra = os.environ.get("API_ARGS", "").split()
     # Decoding one token per step, as llama-bench does, unless API_ARGS says otherwise:
     # speculation is priced apart (scripts/bench/gpu phases).
-    if "--draft-tokens" not in extra:
+    if not any(a.startswith("--draft-tokens") for a in extra) and "SANDBOX_DRAFT_TOKENS" not in os.environ:
         extra += ["--draft-tokens", "0"]
     with serve(binary, model, libs=libs, extra=extra) as (base, ready_s):
         vram_mib = int(smi("memory.used")) - used_before

@@ -42,11 +42,21 @@ pub struct Engine {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Applies the settings of `config` that hold for the whole process (llama.cpp's
+/// CUDA op fusion). Call first in `main`, before any thread starts: it refuses later.
+pub fn apply_process_settings(config: &EngineConfig) -> Result<(), EngineError> {
+    llama_sys::set_cuda_op_fusion(config.cuda_op_fusion)?;
+    tracing::info!(
+        cuda_op_fusion = llama_sys::cuda_op_fusion(),
+        "process settings"
+    );
+    Ok(())
+}
+
 impl Engine {
     /// Loads the model and starts the engine thread. Blocks until the model is loaded
     /// and its context allocated.
     pub fn start(config: &EngineConfig) -> Result<Self, EngineError> {
-        llama_sys::set_cuda_op_fusion(config.cuda_op_fusion)?;
         crate::gpu::preflight(config)?;
         let model = Arc::new(Model::load(
             &config.model_path,
@@ -84,11 +94,11 @@ impl Engine {
             n_batch: config.n_batch,
             n_threads: (config.n_threads > 0).then_some(config.n_threads),
         };
-        let draft_tokens = config.draft_tokens.unwrap_or(if model.on_gpu() {
-            GPU_DRAFT_TOKENS
-        } else {
-            0
-        });
+        // A guess is checked in one batch with the token before it.
+        let draft_tokens = config
+            .draft_tokens
+            .unwrap_or(if model.on_gpu() { GPU_DRAFT_TOKENS } else { 0 })
+            .min(config.n_batch.saturating_sub(1));
         // A rejected guess is cut from the cache, which recurrent models cannot do.
         let lookup = model
             .can_drop_cache_tail()
