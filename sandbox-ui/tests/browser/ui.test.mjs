@@ -53,7 +53,17 @@ async function lastAnswer(page) {
 // Sets the chat's max tokens through its settings dialog. Sampled answers of the small
 // model can ramble to the context's end, so tests that wait for an answer cap it.
 async function setMaxTokens(page, n) {
-  await page.click("#open-settings");
+  // Right after a page load the button's handler may not be attached yet: a click then
+  // opens nothing, so click until the dialog is open.
+  for (let attempt = 0; ; attempt++) {
+    await page.click("#open-settings");
+    try {
+      await page.waitForFunction(() => document.getElementById("settings-dialog").open, null, { timeout: 2000 });
+      break;
+    } catch (e) {
+      if (attempt >= 4) throw e;
+    }
+  }
   await page.fill('input[name="max_tokens"]', String(n));
   await page.click("#settings-save");
   await page.waitForFunction(() => !document.getElementById("settings-dialog").open);
