@@ -423,7 +423,7 @@ fn logprobs_describe_the_greedy_choice() {
 
 #[test]
 fn engine_greedy_matches_llama_cpps_greedy_sampler() {
-    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+    use sandbox_core::diagnostics::{Model, ModelParams, bare_greedy_decode};
     let engine = common::engine(common::smollm2(), 2048, 4);
     let prompt = engine
         .tokenize("The history of the printing press", true)
@@ -433,13 +433,7 @@ fn engine_greedy_matches_llama_cpps_greedy_sampler() {
     job.limits.ignore_eos = true;
     let ours = engine.submit(job).unwrap().wait().unwrap().tokens;
     let model = Model::load(&common::smollm2(), &ModelParams::default()).unwrap();
-    let mut session = model
-        .session(&SessionParams {
-            n_ctx: 2048,
-            n_threads: Some(1),
-            ..SessionParams::default()
-        })
-        .unwrap();
+    let mut session = model.session(&one_thread(2048)).unwrap();
     let bare = bare_greedy_decode(&mut session, &prompt, 24)
         .unwrap()
         .tokens;
@@ -451,14 +445,10 @@ fn engine_greedy_matches_llama_cpps_greedy_sampler() {
 
 #[test]
 fn a_warmed_up_session_starts_empty_and_answers_as_a_fresh_one() {
-    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, bare_greedy_decode};
+    use sandbox_core::diagnostics::{Model, ModelParams, bare_greedy_decode};
     // tiny-mistral: a 512-token warm-up batch takes milliseconds there.
     let model = Model::load(&common::tiny_mistral(), &ModelParams::default()).unwrap();
-    let params = SessionParams {
-        n_ctx: 1024,
-        n_threads: Some(1),
-        ..SessionParams::default()
-    };
+    let params = one_thread(1024);
     let prompt = model
         .tokenize("[INST] Name three colours. [/INST]", true)
         .unwrap();
@@ -478,15 +468,9 @@ fn a_warmed_up_session_starts_empty_and_answers_as_a_fresh_one() {
 
 #[test]
 fn a_batch_cut_away_whole_leaves_no_logits_to_sample() {
-    use sandbox_core::diagnostics::{Model, ModelParams, SessionParams, timed_batch};
+    use sandbox_core::diagnostics::{Model, ModelParams, timed_batch};
     let model = Model::load(&common::tiny_mistral(), &ModelParams::default()).unwrap();
-    let mut session = model
-        .session(&SessionParams {
-            n_ctx: 256,
-            n_threads: Some(1),
-            ..SessionParams::default()
-        })
-        .unwrap();
+    let mut session = model.session(&one_thread(256)).unwrap();
     let prompt = model.tokenize("[INST] Hi [/INST]", true).unwrap();
     session.prefill(&prompt, &mut || false).unwrap();
     assert!(session.logprobs(prompt[0], 0).is_ok());
@@ -496,4 +480,13 @@ fn a_batch_cut_away_whole_leaves_no_logits_to_sample() {
         session.logprobs(prompt[0], 0).is_err(),
         "stale logits were readable"
     );
+}
+
+/// A bare session's parameters: `n_ctx` tokens, one CPU thread.
+fn one_thread(n_ctx: u32) -> sandbox_core::diagnostics::SessionParams {
+    sandbox_core::diagnostics::SessionParams {
+        n_ctx,
+        n_threads: Some(1),
+        ..Default::default()
+    }
 }
