@@ -219,6 +219,27 @@ conv="$("$VENV_PY" "$REPO_ROOT/scripts/tests/deploy_ui.py" "$HOST" "$ct_ip" "$ca
     fail "UI login and chat through https://$HOST/"
 pass "UI login and a streamed chat answer through https://$HOST/ (conversation $conv)"
 
+# Caddy reloads its configuration when a public certificate arrives (ai-sandbox motd) and
+# whenever the provisioner runs again: an answer being streamed must go on across it.
+stream_out="$work/stream-across-reload"
+printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -sS -N --max-time 120 -K - --cacert "$ca" \
+    --resolve "$HOST:443:$ct_ip" -H 'Content-Type: application/json' "https://$HOST/v1/chat/completions" \
+    -d '{"model":"m","max_tokens":400,"temperature":0,"stream":true,"stream_options":{"include_usage":true},"logit_bias":{"0":-100,"2":-100},"messages":[{"role":"user","content":"Count from one to one thousand."}]}' \
+    >"$stream_out" 2>&1 &
+stream_pid=$!
+streamed_some() { (($(grep -c '^data: {' "$stream_out") >= 5)); }
+wait_for 30 "the first tokens of a streamed answer" streamed_some
+in_ct systemctl reload caddy.service || fail "systemctl reload caddy failed"
+streaming_at_reload=1
+kill -0 "$stream_pid" 2>/dev/null || streaming_at_reload=0
+wait "$stream_pid" || fail "the streamed answer broke off when Caddy reloaded: $(tail -3 "$stream_out")"
+[[ "$(grep -v '^$' "$stream_out" | tail -1)" == "data: [DONE]" ]] ||
+    fail "the streamed answer broke off when Caddy reloaded ($(grep -c '^data: {' "$stream_out") events, no [DONE])"
+streamed="$(grep '^data: {' "$stream_out" | tail -1 | cut -c7- | jq -r '.usage.completion_tokens')"
+[[ "$streamed" == 400 ]] || fail "the streamed answer across Caddy's reload holds $streamed tokens, not 400"
+((streaming_at_reload)) || fail "the streamed answer ended before Caddy's reload did; the check needs a longer answer"
+pass "a streamed answer (400 tokens) ran on while Caddy reloaded its configuration"
+
 listen="$(in_ct ss -Hltn)"
 grep -q '127.0.0.1:8080' <<<"$listen" && grep -q '127.0.0.1:8081' <<<"$listen" || fail "API/UI not on loopback: $listen"
 grep -qE '(0\.0\.0\.0|\*|\[::\]):(8080|8081)\b' <<<"$listen" && fail "API/UI listen beyond loopback: $listen"
