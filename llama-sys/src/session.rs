@@ -343,6 +343,9 @@ impl<'m> Session<'m> {
         if keep >= self.cached.len() {
             return;
         }
+        // A decode may still run on the device (the engine reports a token while it
+        // decodes): the cache changes only once it is done.
+        self.ctx.synchronize();
         let removed = u32::try_from(keep)
             .ok()
             .and_then(|p0| self.ctx.clear_kv_cache_seq(Some(0), Some(p0), None).ok())

@@ -1,4 +1,4 @@
-//! Runs one job on the engine thread: prefill, then step (sample → report → decode)
+//! Runs one job on the engine thread: prefill, then step (sample → decode → report)
 //! until a limit, a stop string, end-of-generation or cancellation, then finish (the
 //! held-back tail and the timings).
 
@@ -164,48 +164,72 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Samples one token (or takes the one a draft check left) and reports it, then
-    /// decodes it, with a draft after it when prompt lookup has one; why the job ends,
-    /// if a token ends it.
+    /// Samples one token (or takes the one a draft check left), starts decoding it (with
+    /// a draft after it when prompt lookup has one) and reports it; why the job ends, if
+    /// a token ends it.
+    ///
+    /// A GPU decodes while the host goes on, so the report (text, stop strings, the
+    /// client) runs while the device works, unless the token may end the answer or the
+    /// report needs the logits that decoding replaces. A report that ends the answer
+    /// anyway (a stop string, a client gone) takes the token back out of the cache, as
+    /// plain decoding never caches the token that ends an answer.
     fn step(&mut self, session: &mut Session<'_>) -> Result<Option<FinishReason>, EngineError> {
         let token = match self.carried.take() {
             Some(t) => t,
             None => session.sample(&mut self.sampler)?,
         };
-        if let Some(reason) = self.report(session, token)? {
+        let overlap = self.p.job.logprobs.is_none() && !self.may_end(token);
+        if !overlap && let Some(reason) = self.report(session, token)? {
             return Ok(Some(reason));
         }
-        let room = (self.p.job.max_tokens - self.usage.completion_tokens).min(self.draft_length.next());
+        let reported = self.usage.completion_tokens + usize::from(overlap);
+        let room = (self.p.job.max_tokens - reported).min(self.draft_length.next());
         let draft = match &self.lookup {
             Some(l) => l.draft(session.cached_tokens(), token, room),
             None => Vec::new(),
         };
+        let base = session.cached_tokens().len();
         if draft.is_empty() {
             session.push(token)?;
+        } else {
+            let mut batch = Vec::with_capacity(draft.len() + 1);
+            batch.push(token);
+            batch.extend_from_slice(&draft);
+            session.push_draft(&batch)?;
+        }
+        if overlap && let Some(reason) = self.report(session, token)? {
+            session.keep(base)?;
+            return Ok(Some(reason));
+        }
+        if draft.is_empty() {
             return Ok(None);
         }
-        self.check_draft(session, token, &draft)
+        self.check_draft(session, base, &draft)
     }
 
-    /// Decodes `token` and the `draft` after it in one batch, then samples each
-    /// position from its own logits exactly as plain decoding would, in order, with the
-    /// same sampler (its random draws and grammar state advance once per reported
-    /// token, as they would). A guess stands while the sampled token equals it; the
-    /// first token that differs is kept for the next step and the rest of the guess is
-    /// dropped from the cache. Greedy output is therefore the same token for token, and
-    /// sampled output has the same distribution: this is the standard acceptance rule
-    /// for a draft that puts all its probability on one token.
+    /// Whether `token` may be the answer's last: end-of-generation, or the last one
+    /// `max_tokens` allows.
+    fn may_end(&self, token: TokenId) -> bool {
+        let job = &self.p.job;
+        (!job.limits.ignore_eos && self.model.is_end_of_generation(token))
+            || self.usage.completion_tokens + 1 >= job.max_tokens
+    }
+
+    /// Samples each position of the `draft` decoded after the cache's first `base`
+    /// tokens and the one before it, from its own logits exactly as plain decoding
+    /// would, in order, with the same sampler (its random draws and grammar state
+    /// advance once per reported token, as they would). A guess stands while the
+    /// sampled token equals it; the first token that differs is kept for the next step
+    /// and the rest of the guess is dropped from the cache. Greedy output is therefore
+    /// the same token for token, and sampled output has the same distribution: this is
+    /// the standard acceptance rule for a draft that puts all its probability on one
+    /// token.
     fn check_draft(
         &mut self,
         session: &mut Session<'_>,
-        token: TokenId,
+        base: usize,
         draft: &[TokenId],
     ) -> Result<Option<FinishReason>, EngineError> {
-        let base = session.cached_tokens().len();
-        let mut batch = Vec::with_capacity(draft.len() + 1);
-        batch.push(token);
-        batch.extend_from_slice(draft);
-        session.push_draft(&batch)?;
         self.usage.draft_tokens += draft.len();
         self.usage.draft_checks += 1;
         for (row, &guess) in draft.iter().enumerate() {

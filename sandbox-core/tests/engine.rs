@@ -153,6 +153,49 @@ fn stop_strings_end_generation_even_across_tokens() {
     assert!(!streamed.contains(&stop));
 }
 
+/// The engine reports a token while the device decodes it; when that report ends the
+/// answer (a stop string), the token must leave the cache again, as it never enters it
+/// in plain decoding. A prompt that extends the answer shows what was cached.
+#[test]
+fn the_token_that_completes_a_stop_string_is_not_cached() {
+    let engine = common::engine(common::smollm2(), 2048, 4);
+    let tokens = |prompt: Vec<i32>, stop: Option<&str>, max_tokens: usize| {
+        let mut job = greedy("", max_tokens);
+        job.prompt = Prompt::Tokens(prompt);
+        job.limits.stop = stop.into_iter().map(str::to_owned).collect();
+        engine.submit(job).unwrap().wait().unwrap()
+    };
+    // Some natural text as ready-made tokens.
+    let prompt = engine
+        .submit(greedy("Explain what a CPU does in three sentences.", 30))
+        .unwrap()
+        .wait()
+        .unwrap()
+        .tokens;
+    let full = tokens(prompt.clone(), None, 40);
+    let chars: Vec<char> = full.text.chars().collect();
+    assert!(chars.len() > 30, "answer too short: {:?}", full.text);
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 5].iter().collect();
+    let stopped = tokens(prompt.clone(), Some(&stop), 40);
+    assert_eq!(
+        stopped.finish_reason,
+        FinishReason::StopString,
+        "stop {stop:?}"
+    );
+    let reported = stopped.tokens.len();
+    assert!(reported < full.tokens.len());
+
+    let mut extended = prompt.clone();
+    extended.extend_from_slice(&stopped.tokens);
+    extended.push(stopped.tokens[0]);
+    let follow = tokens(extended, None, 1);
+    assert_eq!(
+        follow.usage.cached_prompt_tokens,
+        prompt.len() + reported - 1,
+        "the cache holds the prompt and every reported token but the last"
+    );
+}
+
 #[test]
 fn context_overflow_is_a_typed_error_with_both_numbers() {
     let engine = common::engine(common::smollm2(), 256, 4);
