@@ -219,16 +219,26 @@ conv="$("$VENV_PY" "$REPO_ROOT/scripts/tests/deploy_ui.py" "$HOST" "$ct_ip" "$ca
     fail "UI login and chat through https://$HOST/"
 pass "UI login and a streamed chat answer through https://$HOST/ (conversation $conv)"
 
+stream_counting() { # FILE MAX_TOKENS: an answer that never ends early, streamed through the public entry
+    printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -sS -N --max-time 120 -K - --cacert "$ca" \
+        --resolve "$HOST:443:$ct_ip" -H 'Content-Type: application/json' "https://$HOST/v1/chat/completions" \
+        -d '{"model":"m","max_tokens":'"$2"',"temperature":0,"stream":true,"stream_options":{"include_usage":true},"logit_bias":{"0":-100,"2":-100},"messages":[{"role":"user","content":"Count from one to one thousand."}]}' \
+        >"$1" 2>&1
+}
+streamed_some() { (($(grep -c '^data: {' "$1") >= 5)); } # FILE
+engine_running() { # true or false: whether the API is generating, from its own /ready
+    local out
+    out="$(in_ct curl -fsS --max-time 3 http://127.0.0.1:8080/ready)" || return 2
+    jq -r '.queue.running' <<<"$out"
+}
+engine_idle() { [[ "$(engine_running)" == false ]]; }
+
 # Caddy reloads its configuration when a public certificate arrives (ai-sandbox motd) and
 # whenever the provisioner runs again: an answer being streamed must go on across it.
 stream_out="$work/stream-across-reload"
-printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -sS -N --max-time 120 -K - --cacert "$ca" \
-    --resolve "$HOST:443:$ct_ip" -H 'Content-Type: application/json' "https://$HOST/v1/chat/completions" \
-    -d '{"model":"m","max_tokens":400,"temperature":0,"stream":true,"stream_options":{"include_usage":true},"logit_bias":{"0":-100,"2":-100},"messages":[{"role":"user","content":"Count from one to one thousand."}]}' \
-    >"$stream_out" 2>&1 &
+stream_counting "$stream_out" 400 &
 stream_pid=$!
-streamed_some() { (($(grep -c '^data: {' "$stream_out") >= 5)); }
-wait_for 30 "the first tokens of a streamed answer" streamed_some
+wait_for 30 "the first tokens of a streamed answer" streamed_some "$stream_out"
 in_ct systemctl reload caddy.service || fail "systemctl reload caddy failed"
 streaming_at_reload=1
 kill -0 "$stream_pid" 2>/dev/null || streaming_at_reload=0
@@ -239,6 +249,19 @@ streamed="$(grep '^data: {' "$stream_out" | tail -1 | cut -c7- | jq -r '.usage.c
 [[ "$streamed" == 400 ]] || fail "the streamed answer across Caddy's reload holds $streamed tokens, not 400"
 ((streaming_at_reload)) || fail "the streamed answer ended before Caddy's reload did; the check needs a longer answer"
 pass "a streamed answer (400 tokens) ran on while Caddy reloaded its configuration"
+
+# One queue for everyone: a client that goes away behind Caddy must not keep it busy.
+stream_out="$work/stream-abandoned"
+stream_counting "$stream_out" 1500 &
+stream_pid=$!
+wait_for 30 "the first tokens of a streamed answer" streamed_some "$stream_out"
+[[ "$(engine_running)" == true ]] || fail "the API is not generating while it streams an answer: $(engine_running)"
+# The background job is a subshell: curl is its child.
+pkill -P "$stream_pid" curl || fail "no curl streaming under job $stream_pid"
+wait "$stream_pid" 2>/dev/null || true
+t0=$SECONDS
+wait_for 5 "the API idle after its streaming client went away behind Caddy" engine_idle
+pass "a streaming client that went away behind Caddy freed the API within $(elapsed "$t0") s (of 1,500 tokens asked, $(grep -c '^data: {' "$stream_out") streamed)"
 
 listen="$(in_ct ss -Hltn)"
 grep -q '127.0.0.1:8080' <<<"$listen" && grep -q '127.0.0.1:8081' <<<"$listen" || fail "API/UI not on loopback: $listen"
