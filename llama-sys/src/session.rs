@@ -373,32 +373,98 @@ impl<'m> Session<'m> {
 /// The most likely token after adding `bias` (ties go to the lowest id, as llama.cpp's
 /// greedy sampler does).
 fn biased_argmax(logits: &[f32], bias: &[(TokenId, f32)]) -> TokenId {
-    let mut best = (f32::NEG_INFINITY, 0usize);
     if bias.is_empty() {
-        for (i, &l) in logits.iter().enumerate() {
-            if l > best.0 {
-                best = (l, i);
-            }
-        }
-    } else {
-        let mut biased = logits.to_vec();
-        for &(t, b) in bias {
-            if let Some(l) = biased.get_mut(t as usize) {
-                *l += b;
-            }
-        }
-        for (i, &l) in biased.iter().enumerate() {
-            if l > best.0 {
-                best = (l, i);
-            }
+        return argmax(logits) as TokenId;
+    }
+    let mut biased = logits.to_vec();
+    for &(t, b) in bias {
+        if let Some(l) = biased.get_mut(t as usize) {
+            *l += b;
         }
     }
-    best.1 as TokenId
+    argmax(&biased) as TokenId
+}
+
+/// The index of the largest value, the first of equal ones; NaN never wins, and 0 when
+/// nothing beats minus infinity. It runs between two decodes with nothing to hide it
+/// (a GPU waits), so it is written to vectorise: each block's maximum in independent
+/// lanes, then one scan of the block that holds the first overall maximum.
+fn argmax(values: &[f32]) -> usize {
+    const BLOCK: usize = 1024;
+    const LANES: usize = 32;
+    let block_max = |block: &[f32]| {
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let chunks = block.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (m, &v) in lanes.iter_mut().zip(chunk) {
+                *m = m.max(v);
+            }
+        }
+        rest.iter()
+            .chain(&lanes)
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+    };
+    let mut best = (f32::NEG_INFINITY, 0usize);
+    for (i, block) in values.chunks(BLOCK).enumerate() {
+        let m = block_max(block);
+        if m > best.0 {
+            best = (m, i);
+        }
+    }
+    if best.0 == f32::NEG_INFINITY {
+        return 0;
+    }
+    let start = best.1 * BLOCK;
+    values[start..]
+        .iter()
+        .position(|&v| v == best.0)
+        .map_or(0, |i| start + i)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::biased_argmax;
+    use super::{argmax, biased_argmax};
+
+    /// The plain loop the vectorised one must agree with.
+    fn reference(values: &[f32]) -> usize {
+        let mut best = (f32::NEG_INFINITY, 0usize);
+        for (i, &v) in values.iter().enumerate() {
+            if v > best.0 {
+                best = (v, i);
+            }
+        }
+        best.1
+    }
+
+    #[test]
+    fn argmax_agrees_with_the_plain_loop() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in [0, 1, 31, 32, 33, 1023, 1024, 1025, 32_768, 49_152, 50_001] {
+            for case in 0..6 {
+                // Few distinct values, so ties across lanes and blocks are common.
+                let mut v: Vec<f32> = (0..len).map(|_| (next() % 50) as f32 - 25.0).collect();
+                match case {
+                    1 => v.iter_mut().for_each(|x| *x = f32::NEG_INFINITY),
+                    2 => v.iter_mut().step_by(3).for_each(|x| *x = f32::NAN),
+                    3 => v.iter_mut().for_each(|x| *x = f32::NAN),
+                    4 if len > 0 => {
+                        let i = next() as usize % len;
+                        v[i] = f32::INFINITY;
+                    }
+                    5 => v.iter_mut().for_each(|x| *x = 7.0),
+                    _ => {}
+                }
+                assert_eq!(argmax(&v), reference(&v), "length {len}, case {case}");
+            }
+        }
+    }
 
     #[test]
     fn argmax_honours_bias_and_ties() {
