@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sandbox_core::diagnostics::{
-    Model, ModelParams, PrefillPhases, SessionParams, bare_greedy_decode, timed_batch,
+    Model, ModelParams, PrefillPhases, Sampler, SessionParams, bare_greedy_decode, timed_batch,
     timed_prefill,
 };
 use sandbox_core::{ChatMessage, Engine, Prompt, SamplingParams};
@@ -76,6 +76,7 @@ fn run(args: Args) -> Result<(), String> {
         Model::load(&model_path, &ModelParams::default()).map_err(|e| e.to_string())?;
     prefill_phases(&engine, &bare_model, &args, threads)?;
     batch_costs(&bare_model, &args, threads)?;
+    sampling_costs(&bare_model, &args, threads)?;
     if args.phases_only {
         return Ok(());
     }
@@ -316,6 +317,69 @@ fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
             one = t;
         }
         println!("| {k} | {t:.3} | {:.2} | {:.2} |", t / one, t / one - 1.0);
+    }
+    println!();
+    Ok(())
+}
+
+/// What picking one token from the logits costs the host, per sampler: the time
+/// between two decodes that no device work hides.
+fn sampling_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
+    let params = SessionParams {
+        n_ctx: args.ctx,
+        n_threads: Some(threads),
+        ..SessionParams::default()
+    };
+    let mut session = model.session(&params).map_err(|e| e.to_string())?;
+    timed_prefill(&mut session, &synthetic_prompt(64, 0), true).map_err(|e| e.to_string())?;
+    let samplers = [
+        ("greedy", SamplingParams::greedy()),
+        (
+            "greedy with a logit bias",
+            SamplingParams {
+                logit_bias: vec![(2, -100.0)],
+                ..SamplingParams::greedy()
+            },
+        ),
+        (
+            "sampled (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05)",
+            SamplingParams::default(),
+        ),
+        (
+            "sampled, top-k off (temperature 1, top-p 0.95)",
+            SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                min_p: 0.0,
+                ..SamplingParams::default()
+            },
+        ),
+        (
+            "sampled with repeat penalty 1.1",
+            SamplingParams {
+                repeat_penalty: 1.1,
+                ..SamplingParams::default()
+            },
+        ),
+    ];
+    println!(
+        "Picking one token from the logits, on the host (µs, median of {} × 200):
+",
+        args.runs
+    );
+    println!("| sampler | µs per token |");
+    println!("|---|---|");
+    for (name, p) in samplers {
+        let mut sampler = Sampler::new(model, &p).map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            for _ in 0..200 {
+                std::hint::black_box(session.sample(&mut sampler).map_err(|e| e.to_string())?);
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
+        }
+        println!("| {name} | {:.1} |", median(times));
     }
     println!();
     Ok(())
