@@ -114,13 +114,9 @@ fn run(args: Args) -> Result<(), String> {
     let prompt_tokens = engine
         .tokenize("Once upon a time, in a land far away, there lived", true)
         .map_err(|e| e.to_string())?;
-    let session_params = SessionParams {
-        n_ctx: args.ctx,
-        n_threads: Some(threads),
-        ..SessionParams::default()
-    };
+    let bare_params = session_params(&args, threads);
     let mut bare_session = bare_model
-        .session(&session_params)
+        .session(&bare_params)
         .map_err(|e| e.to_string())?;
     let (mut engine_tps, mut bare_tps) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
@@ -162,7 +158,7 @@ fn run(args: Args) -> Result<(), String> {
         (1.0 / engine_tps - 1.0 / bare_tps) * 1e6
     );
 
-    prefix_reuse(&engine, &bare_model, &session_params)
+    prefix_reuse(&engine, &bare_model, &bare_params)
 }
 
 /// A token-array prompt of `n` tokens for run `i`: the first token is the same in
@@ -177,6 +173,15 @@ fn synthetic_prompt(n: usize, i: usize) -> Vec<i32> {
             }
         })
         .collect()
+}
+
+/// A bare session with the context and threads asked for.
+fn session_params(args: &Args, threads: u32) -> SessionParams {
+    SessionParams {
+        n_ctx: args.ctx,
+        n_threads: Some(threads),
+        ..SessionParams::default()
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -284,12 +289,9 @@ fn print_phases(name: &str, n_ctx: u32, threads: u32, phases: &[PrefillPhases]) 
 /// context, against k = 1: checking a draft of k - 1 guesses. A draft pays off when the
 /// tokens it gains per step outweigh this ratio.
 fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
-    let params = SessionParams {
-        n_ctx: args.ctx,
-        n_threads: Some(threads),
-        ..SessionParams::default()
-    };
-    let mut session = model.session(&params).map_err(|e| e.to_string())?;
+    let mut session = model
+        .session(&session_params(args, threads))
+        .map_err(|e| e.to_string())?;
     timed_prefill(
         &mut session,
         &synthetic_prompt(512.min(args.ctx as usize / 2), 0),
@@ -325,12 +327,9 @@ fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
 /// What picking one token from the logits costs the host, per sampler: the time
 /// between two decodes that no device work hides.
 fn sampling_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
-    let params = SessionParams {
-        n_ctx: args.ctx,
-        n_threads: Some(threads),
-        ..SessionParams::default()
-    };
-    let mut session = model.session(&params).map_err(|e| e.to_string())?;
+    let mut session = model
+        .session(&session_params(args, threads))
+        .map_err(|e| e.to_string())?;
     timed_prefill(&mut session, &synthetic_prompt(64, 0), true).map_err(|e| e.to_string())?;
     let samplers = [
         ("greedy", SamplingParams::greedy()),
