@@ -202,10 +202,16 @@ pass "file modes of the credentials, keys, token and configuration"
 # --- the public entry ------------------------------------------------------------------------
 ca="$work/caddy-root.crt"
 cp "$root/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt" "$ca" || fail "Caddy has no internal CA"
-chat_api() { # BASE_URL: one chat completion through the public entry
-    printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -fsS --max-time 60 -K - --cacert "$ca" \
-        --resolve "$HOST:443:$ct_ip" --resolve "$HOST:80:$ct_ip" -H 'Content-Type: application/json' "$1/v1/chat/completions" \
-        -d '{"model":"gpt-4o-mini","max_tokens":8,"temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}'
+chat_request() { # BASE_URL BODY [CURL_OPTION...]: a chat completion through the public entry, with the key
+    local base="$1" body="$2"
+    shift 2
+    printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -sS -K - --cacert "$ca" "$@" \
+        --resolve "$HOST:443:$ct_ip" --resolve "$HOST:80:$ct_ip" -H 'Content-Type: application/json' "$base/v1/chat/completions" \
+        -d "$body"
+}
+chat_api() { # BASE_URL: one short chat completion
+    chat_request "$1" '{"model":"gpt-4o-mini","max_tokens":8,"temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}' \
+        -f --max-time 60
 }
 out="$(chat_api "https://$HOST")" || fail "no API answer through https://$HOST/v1"
 jq -e '.choices[0].message.content | length > 0' <<<"$out" >/dev/null || fail "API answer: $out"
@@ -220,10 +226,8 @@ conv="$("$VENV_PY" "$REPO_ROOT/scripts/tests/deploy_ui.py" "$HOST" "$ct_ip" "$ca
 pass "UI login and a streamed chat answer through https://$HOST/ (conversation $conv)"
 
 stream_counting() { # FILE MAX_TOKENS: an answer that never ends early, streamed through the public entry
-    printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" | curl -sS -N --max-time 120 -K - --cacert "$ca" \
-        --resolve "$HOST:443:$ct_ip" -H 'Content-Type: application/json' "https://$HOST/v1/chat/completions" \
-        -d '{"model":"m","max_tokens":'"$2"',"temperature":0,"stream":true,"stream_options":{"include_usage":true},"logit_bias":{"0":-100,"2":-100},"messages":[{"role":"user","content":"Count from one to one thousand."}]}' \
-        >"$1" 2>&1
+    chat_request "https://$HOST" '{"model":"m","max_tokens":'"$2"',"temperature":0,"stream":true,"stream_options":{"include_usage":true},"logit_bias":{"0":-100,"2":-100},"messages":[{"role":"user","content":"Count from one to one thousand."}]}' \
+        -N --max-time 120 >"$1" 2>&1
 }
 streamed_some() { (($(grep -c '^data: {' "$1") >= 5)); } # FILE
 engine_running() { # true or false: whether the API is generating, from its own /ready
