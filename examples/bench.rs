@@ -286,8 +286,11 @@ fn print_phases(name: &str, n_ctx: u32, threads: u32, phases: &[PrefillPhases]) 
 }
 
 /// What decoding one batch of k tokens with logits for each costs after a 512-token
-/// context, against k = 1: checking a draft of k - 1 guesses. A draft pays off when the
-/// tokens it gains per step outweigh this ratio.
+/// context, against k = 1: checking a draft of k - 1 guesses. Timed twice: repeated
+/// (every batch the same size, so llama.cpp reuses its graph) and as drafting runs it,
+/// between one-token steps, where each change of size builds a graph again, for the
+/// batch and for the one-token step after it. A draft pays off when the tokens it gains
+/// per check outweigh what the check costs beyond a one-token step.
 fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
     let mut session = model
         .session(&session_params(args, threads))
@@ -302,23 +305,40 @@ fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
         "One batch of k tokens, logits for each (ms, median of {} × 5):\n",
         args.runs
     );
-    println!("| k | ms | × k = 1 | tokens a step must gain to break even |");
-    println!("|---|---|---|---|");
+    println!(
+        "| k | repeated | × k = 1 | between one-token steps | the one-token step after it | tokens a check must gain to break even |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut batch = |tokens: &[i32]| -> Result<f64, String> {
+        Ok(ms(
+            timed_batch(&mut session, tokens).map_err(|e| e.to_string())?
+        ))
+    };
+    let single = [1999];
     let mut one = f64::NAN;
     for k in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16] {
         let tokens: Vec<i32> = (0..k).map(|j| (2000 + 13 * j) as i32).collect();
-        timed_batch(&mut session, &tokens).map_err(|e| e.to_string())?;
-        let mut times = Vec::new();
+        batch(&tokens)?;
+        let mut repeated = Vec::new();
         for _ in 0..args.runs * 5 {
-            times.push(ms(
-                timed_batch(&mut session, &tokens).map_err(|e| e.to_string())?
-            ));
+            repeated.push(batch(&tokens)?);
         }
-        let t = median(times);
+        let (mut between, mut after) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs * 5 {
+            batch(&single)?;
+            between.push(batch(&tokens)?);
+            after.push(batch(&single)?);
+        }
+        let (t, b, a) = (median(repeated), median(between), median(after));
         if k == 1 {
             one = t;
         }
-        println!("| {k} | {t:.3} | {:.2} | {:.2} |", t / one, t / one - 1.0);
+        // A check replaces one one-token step and slows the step after it.
+        println!(
+            "| {k} | {t:.3} | {:.2} | {b:.3} | {a:.3} | {:.2} |",
+            t / one,
+            (b + a - one) / one - 1.0
+        );
     }
     println!();
     Ok(())

@@ -106,7 +106,8 @@ def main():
     gpu, driver = smi("name"), smi("driver_version")
     bw = next((v for k, v in BANDWIDTH.items() if k in gpu), None)
     lines = [f"GPU: {gpu}, driver {driver}, {time.strftime('%Y-%m-%d')}; peak bandwidth "
-             f"{bw / 1e12 if bw else float('nan'):.2f} TB/s\n",
+             f"{bw / 1e12 if bw else float('nan'):.2f} TB/s; CUDA op fusion "
+             f"{'off' if os.environ.get('GGML_CUDA_DISABLE_FUSION', '0') not in ('', '0') else 'on'} for both\n",
              "| file | size | ready | VRAM | pp512 first request | pp512 ours / llama-bench | pp4096 ours / llama-bench | tg128 ours / llama-bench | tg1024 ours / llama-bench | tg128 ours / peer | ceiling tg | ours / ceiling |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in a.models:
