@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sandbox_core::diagnostics::{
-    Model, ModelParams, PrefillPhases, Sampler, SessionParams, bare_greedy_decode, timed_batch,
-    timed_prefill,
+    Model, ModelParams, PrefillPhases, Sampler, Session, SessionParams, bare_greedy_decode,
+    batch_logit_gap, timed_batch, timed_prefill,
 };
 use sandbox_core::{ChatMessage, Engine, Prompt, SamplingParams};
 
@@ -288,9 +288,10 @@ fn print_phases(name: &str, n_ctx: u32, threads: u32, phases: &[PrefillPhases]) 
 /// What decoding one batch of k tokens with logits for each costs after a 512-token
 /// context, against k = 1: checking a draft of k - 1 guesses. Timed twice: repeated
 /// (every batch the same size, so llama.cpp reuses its graph) and as drafting runs it,
-/// between one-token steps, where each change of size builds a graph again, for the
-/// batch and for the one-token step after it. A draft pays off when the tokens it gains
-/// per check outweigh what the check costs beyond a one-token step.
+/// between one-token steps, where each change of size builds a graph again: for the
+/// batch, and for the two one-token steps after it (on CUDA the first runs without a
+/// CUDA graph, the second captures it anew). A draft pays off when the tokens it gains
+/// per check outweigh what the check costs beyond one-token steps.
 fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
     let mut session = model
         .session(&session_params(args, threads))
@@ -306,38 +307,42 @@ fn batch_costs(model: &Model, args: &Args, threads: u32) -> Result<(), String> {
         args.runs
     );
     println!(
-        "| k | repeated | × k = 1 | between one-token steps | the one-token step after it | tokens a check must gain to break even |"
+        "| k | repeated | × k = 1 | between one-token steps | the first one-token step after it | the second | tokens a check must gain to break even | largest logit difference from one at a time (rows whose best token differs) |"
     );
-    println!("|---|---|---|---|---|---|");
-    let mut batch = |tokens: &[i32]| -> Result<f64, String> {
-        Ok(ms(
-            timed_batch(&mut session, tokens).map_err(|e| e.to_string())?
-        ))
+    println!("|---|---|---|---|---|---|---|---|");
+    let batch = |session: &mut Session<'_>, tokens: &[i32]| -> Result<f64, String> {
+        Ok(ms(timed_batch(session, tokens).map_err(|e| e.to_string())?))
     };
     let single = [1999];
     let mut one = f64::NAN;
     for k in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16] {
         let tokens: Vec<i32> = (0..k).map(|j| (2000 + 13 * j) as i32).collect();
-        batch(&tokens)?;
+        batch(&mut session, &tokens)?;
         let mut repeated = Vec::new();
         for _ in 0..args.runs * 5 {
-            repeated.push(batch(&tokens)?);
+            repeated.push(batch(&mut session, &tokens)?);
         }
-        let (mut between, mut after) = (Vec::new(), Vec::new());
+        let (mut between, mut first, mut second) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.runs * 5 {
-            batch(&single)?;
-            between.push(batch(&tokens)?);
-            after.push(batch(&single)?);
+            // Back to steady one-token steps before the next batch.
+            for _ in 0..3 {
+                batch(&mut session, &single)?;
+            }
+            between.push(batch(&mut session, &tokens)?);
+            first.push(batch(&mut session, &single)?);
+            second.push(batch(&mut session, &single)?);
         }
-        let (t, b, a) = (median(repeated), median(between), median(after));
+        let (t, b) = (median(repeated), median(between));
+        let (a1, a2) = (median(first), median(second));
+        let (gap, flips) = batch_logit_gap(&mut session, &tokens).map_err(|e| e.to_string())?;
         if k == 1 {
             one = t;
         }
-        // A check replaces one one-token step and slows the step after it.
+        // A check replaces one one-token step and slows the two after it.
         println!(
-            "| {k} | {t:.3} | {:.2} | {b:.3} | {a:.3} | {:.2} |",
+            "| {k} | {t:.3} | {:.2} | {b:.3} | {a1:.3} | {a2:.3} | {:.2} | {gap:.4} ({flips} of {k}) |",
             t / one,
-            (b + a - one) / one - 1.0
+            (b + a1 + a2 - 3.0 * one) / one
         );
     }
     println!();

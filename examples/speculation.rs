@@ -9,10 +9,11 @@
 //!
 //! On a CPU a batch of k tokens costs nearly k times one token, so the speedup seen
 //! here is not what a GPU sees. The table therefore also projects each task's speedup
-//! onto GPUs from what its guesses did (tokens, guessed, kept, checks) and what one
-//! batch of k tokens costs there (`--gpu-costs`; the default is the H200 table that
-//! `examples/bench` printed for Mistral-7B Q4_K_M, and the RTX 4000 Ada one derived
-//! from it).
+//! onto GPUs from what its guesses did (tokens, guessed, kept, checks), what one batch
+//! of k tokens costs there and what each check costs on top in graph rebuilds
+//! (`--gpu-costs`; the default is the H200 table that `examples/bench` printed for
+//! Mistral-7B Q4_K_M with the rebuild this example measured there, and the RTX 4000 Ada
+//! one derived from it).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -47,15 +48,19 @@ struct Args {
     gpu_costs: Vec<String>,
 }
 
-/// One batch of k tokens with logits for each, ms. H200: measured by `examples/bench`
-/// (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M, 2026-12-02, CUDA op
-/// fusion off. RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that
-/// batch-1 decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), and each
-/// further token of a batch 2.5 times the H200's extra time (its FP32 rate is 26.7
-/// TFLOP/s against 67): an assumption, not a measurement on the card.
+/// One batch of k tokens with logits for each, ms, repeated at one size; `rebuild`: what
+/// each check costs on top, as the size changes and llama.cpp builds its graphs again
+/// for the batch and for the one-token steps after it. H200: measured by
+/// `examples/bench` (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M,
+/// 2026-12-02, CUDA op fusion off; `rebuild` from this example on that file, where 6
+/// checks of which nothing stood made 256 tokens 38 ms slower (6.3 ms a check, 0.5 of
+/// it the batch). RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that
+/// batch-1 decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), each further
+/// token of a batch 2.5 times the H200's extra time (its FP32 rate is 26.7 TFLOP/s
+/// against 67), and the H200's rebuild (host work): assumptions, not measurements.
 const DEFAULT_COSTS: [&str; 2] = [
-    "H200:1=3.757,2=4.253,3=4.803,4=5.663,5=6.279,6=6.857,7=7.433,8=8.096,9=7.580,12=7.840,16=8.103",
-    "RTX 4000 Ada:1=14.30,2=15.54,3=16.91,4=19.07,5=20.61,6=22.05,7=23.49,8=25.15,9=23.86,12=24.51,16=25.16",
+    "H200:1=3.757,2=4.253,3=4.803,4=5.663,5=6.279,6=6.857,7=7.433,8=8.096,9=7.580,12=7.840,16=8.103,rebuild=5.8",
+    "RTX 4000 Ada:1=14.30,2=15.54,3=16.91,4=19.07,5=20.61,6=22.05,7=23.49,8=25.15,9=23.86,12=24.51,16=25.16,rebuild=5.8",
 ];
 
 /// A GPU's batch costs: ms for a batch of k tokens, between the measured k linearly,
@@ -63,27 +68,41 @@ const DEFAULT_COSTS: [&str; 2] = [
 struct Costs {
     name: String,
     points: Vec<(f64, f64)>,
+    rebuild: f64,
 }
 
 impl Costs {
     fn parse(spec: &str) -> Result<Self, String> {
-        let bad = || format!("--gpu-costs {spec:?}: want NAME:k=ms,k=ms,… with k = 1 first");
+        let bad =
+            || format!("--gpu-costs {spec:?}: want NAME:k=ms,k=ms,…[,rebuild=ms] with k = 1 first");
         let (name, table) = spec.split_once(':').ok_or_else(bad)?;
+        let mut rebuild = 0.0;
         let points = table
             .split(',')
+            .filter(|kv| match kv.trim().strip_prefix("rebuild=") {
+                Some(ms) => {
+                    rebuild = ms.trim().parse().unwrap_or(f64::NAN);
+                    false
+                }
+                None => true,
+            })
             .map(|kv| {
                 let (k, ms) = kv.split_once('=')?;
                 Some((k.trim().parse().ok()?, ms.trim().parse().ok()?))
             })
             .collect::<Option<Vec<(f64, f64)>>>()
             .ok_or_else(bad)?;
-        if points.first().is_none_or(|p| p.0 != 1.0) || points.windows(2).any(|w| w[0].0 >= w[1].0)
+        if points.first().is_none_or(|p| p.0 != 1.0)
+            || points.windows(2).any(|w| w[0].0 >= w[1].0)
+            || rebuild.is_nan()
+            || rebuild < 0.0
         {
             return Err(bad());
         }
         Ok(Self {
             name: name.to_owned(),
             points,
+            rebuild,
         })
     }
 
@@ -107,7 +126,7 @@ impl Costs {
 
     /// Plain decoding's time over drafting's for an answer whose guessing went as
     /// `u` says: every step decodes one batch; a step that checks guesses decodes them
-    /// with its token (their mean number stands for each check's).
+    /// with its token (their mean number stands for each check's) and pays the rebuild.
     fn speedup(&self, u: &sandbox_core::Usage) -> f64 {
         let n = u.completion_tokens as f64;
         let checks = u.draft_checks as f64;
@@ -117,7 +136,8 @@ impl Costs {
         } else {
             0.0
         };
-        let drafting = plain_steps * self.ms(1.0) + checks * self.ms(per_check + 1.0);
+        let drafting =
+            plain_steps * self.ms(1.0) + checks * (self.ms(per_check + 1.0) + self.rebuild);
         n * self.ms(1.0) / drafting
     }
 }
@@ -193,8 +213,24 @@ fn answer(
 
 /// Where plain and drafting answers part, with the plain run's two best
 /// log-probabilities there (an untimed re-run), which tell a tie from a real difference.
-fn parting(engine: &Engine, text: &str, max_tokens: usize, i: usize) -> Result<String, String> {
-    let top = answer(engine, text, max_tokens, Some(2))?
+/// The re-run decodes without overlapping the report (log-probabilities need the
+/// logits first), so where it parts from the plain run itself, that is said instead.
+fn parting(
+    engine: &Engine,
+    text: &str,
+    max_tokens: usize,
+    plain: &[sandbox_core::TokenId],
+    i: usize,
+) -> Result<String, String> {
+    let rerun = answer(engine, text, max_tokens, Some(2))?;
+    if let Some(j) = rerun.tokens.iter().zip(plain).position(|(a, b)| a != b)
+        && j <= i
+    {
+        return Ok(format!(
+            "from token {i} on; plain decoding with log-probabilities parts from it at {j}"
+        ));
+    }
+    let top = rerun
         .logprobs
         .get(i)
         .map(|l| l.top.clone())
@@ -250,7 +286,7 @@ fn run(args: Args) -> Result<(), String> {
             if differs.is_none()
                 && let Some(i) = x.tokens.iter().zip(&y.tokens).position(|(p, q)| p != q)
             {
-                differs = Some(parting(&plain, &text, args.max_tokens, i)?);
+                differs = Some(parting(&plain, &text, args.max_tokens, &x.tokens, i)?);
             }
             tokens = x.usage.completion_tokens;
             // Over the whole answer, time to first token included: what a reader waits.

@@ -108,3 +108,36 @@ pub fn timed_batch(session: &mut Session<'_>, tokens: &[TokenId]) -> Result<Dura
     session.keep(base)?;
     Ok(took)
 }
+
+/// How far one batch's logits stand from decoding the same `tokens` one at a time after
+/// what `session` holds: the largest absolute difference over every row and token, and
+/// in how many rows the best token differs. Both are dropped from the cache afterwards.
+/// A draft check reads batch rows where plain decoding reads single steps, so this is
+/// how far speculative output can drift from plain output on this backend.
+pub fn batch_logit_gap(
+    session: &mut Session<'_>,
+    tokens: &[TokenId],
+) -> Result<(f32, usize), LlamaError> {
+    let base = session.cached_tokens().len();
+    session.push_draft(tokens)?;
+    let batched: Vec<Vec<f32>> = (0..tokens.len())
+        .map(|row| {
+            let row = i32::try_from(row).unwrap_or(i32::MAX);
+            session.context_mut().get_logits_ith(row).to_vec()
+        })
+        .collect();
+    session.keep(base)?;
+    let (mut gap, mut flips) = (0f32, 0);
+    for (&token, batch_row) in tokens.iter().zip(&batched) {
+        session.push(token)?;
+        let single = session.context_mut().get_logits_ith(0);
+        gap = single
+            .iter()
+            .zip(batch_row)
+            .map(|(a, b)| (a - b).abs())
+            .fold(gap, f32::max);
+        flips += usize::from(crate::session::argmax(single) != crate::session::argmax(batch_row));
+    }
+    session.keep(base)?;
+    Ok((gap, flips))
+}

@@ -22,7 +22,9 @@ mod session;
 mod utf8;
 
 pub use backend::{cuda_op_fusion, set_cuda_op_fusion};
-pub use baseline::{BareRun, PrefillPhases, bare_greedy_decode, timed_batch, timed_prefill};
+pub use baseline::{
+    BareRun, PrefillPhases, bare_greedy_decode, batch_logit_gap, timed_batch, timed_prefill,
+};
 pub use error::LlamaError;
 pub use gpu::{GgufShape, GpuDevice, gpu_devices};
 pub use model::{Model, ModelInfo, ModelParams, SpecialToken};

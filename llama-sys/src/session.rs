@@ -389,7 +389,7 @@ fn biased_argmax(logits: &[f32], bias: &[(TokenId, f32)]) -> TokenId {
 /// nothing beats minus infinity. It runs between two decodes with nothing to hide it
 /// (a GPU waits), so it is written to vectorise: each block's maximum in independent
 /// lanes, then one scan of the block that holds the first overall maximum.
-fn argmax(values: &[f32]) -> usize {
+pub(crate) fn argmax(values: &[f32]) -> usize {
     const BLOCK: usize = 1024;
     const LANES: usize = 32;
     let block_max = |block: &[f32]| {

@@ -23,12 +23,13 @@ pub struct EngineConfig {
     /// without one, or with one that is wrong).
     pub chat_template_file: Option<PathBuf>,
     /// Speculative decoding by prompt lookup: up to this many tokens guessed from
-    /// earlier text and checked in one batch (0: off). Output is unchanged. It pays
-    /// where one batch of a few tokens costs about what one token does (a GPU), most
-    /// where the answer repeats earlier text (editing code, quoting). `None`: 16 when
-    /// the model runs on a GPU, off on a CPU, where a batch costs nearly one token per
-    /// token it holds.
-    pub draft_tokens: Option<u32>,
+    /// earlier text and checked in one batch (0: off, the default). Greedy output is
+    /// unchanged but for near-ties. It can pay only where the answer repeats earlier
+    /// text (editing code, quoting) and a batch costs little more than one token. On
+    /// an H200 it did not: a batch of another size than the step before rebuilds
+    /// llama.cpp's graphs, which cost more than the guesses saved, free chat and
+    /// code edits alike (`docs/performance.md`). 16 is the length measured.
+    pub draft_tokens: u32,
     /// Let llama.cpp's CUDA backend fuse chains of operations into single kernels.
     /// Off: on an H200 that decoded Mistral-7B 3–7 % faster (prompts 1–5 % slower),
     /// with the same output (`docs/performance.md`).
@@ -45,7 +46,7 @@ impl Default for EngineConfig {
             gpu_layers: None,
             queue_capacity: 32,
             chat_template_file: None,
-            draft_tokens: None,
+            draft_tokens: 0,
             cuda_op_fusion: false,
         }
     }

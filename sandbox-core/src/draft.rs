@@ -6,10 +6,17 @@
 
 use llama_sys::TokenId;
 
+mod payoff;
+
+pub(crate) use payoff::Payoff;
+
 /// The longest n-gram matched; longer matches are tried first.
 const MAX_NGRAM: usize = 4;
 /// The shortest: one token alone guesses too often to pay.
 const MIN_NGRAM: usize = 2;
+/// The longest streak of misses counted: guessing pauses 2^n - 1 steps after the
+/// n-th, so at worst one check in 256 steps.
+const MAX_MISSES: u32 = 8;
 /// How far back a match is looked for, in tokens: enough for any prompt in a context
 /// of this size class, and a bound on the work per token.
 const LOOKBACK: usize = 16_384;
@@ -19,10 +26,11 @@ const LOOKBACK: usize = 16_384;
 /// whether guesses stand depends on the text: a copied passage keeps them for a long
 /// stretch, free writing rarely past the first. So a job starts with one-token guesses,
 /// doubles the length after a guess that stood whole, and after one that failed goes
-/// back to what stood, plus one: long guesses only while they keep paying. A guess of
-/// which nothing stood also pauses guessing for 1, 3, 7, … up to 63 steps as such
-/// misses follow each other (any token that stands ends the streak), so text that
-/// prompt lookup cannot predict costs few checks.
+/// back to what stood, plus one: long guesses only while they keep paying. A miss
+/// pauses guessing for 1, 3, 7, … up to 255 steps as misses follow each other, so text
+/// that prompt lookup cannot predict costs few checks. A miss is a guess of which
+/// nothing stood, or one whose tokens did not buy back what checking it cost by the
+/// clock ([`Payoff`]); only a guess that paid ends the streak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DraftLength {
     now: usize,
@@ -63,11 +71,23 @@ impl DraftLength {
             self.now
         };
         if kept == 0 {
-            self.misses = (self.misses + 1).min(6);
-            self.pause = (1 << self.misses) - 1;
-        } else {
-            self.misses = 0;
+            self.miss();
         }
+    }
+
+    /// Learns whether the last guesses of which some tokens stood saved more time than
+    /// they cost ([`Payoff`]): a miss if not, the end of a streak of misses if so.
+    pub(crate) fn judged(&mut self, paid: bool) {
+        if paid {
+            self.misses = 0;
+        } else {
+            self.miss();
+        }
+    }
+
+    fn miss(&mut self) {
+        self.misses = (self.misses + 1).min(MAX_MISSES);
+        self.pause = (1 << self.misses) - 1;
     }
 }
 
@@ -171,20 +191,30 @@ mod tests {
     fn misses_in_a_row_pause_guessing_longer_and_longer() {
         let mut len = PromptLookup::new(16).unwrap().length();
         let paused = |len: &mut DraftLength| (0..).take_while(|_| len.next() == 0).count();
-        for expected in [1, 3, 7, 15, 31, 63, 63] {
+        for expected in [1, 3, 7, 15, 31, 63, 127, 255, 255] {
             len.update(1, 0);
             // The step that ends the pause guesses again, one token long.
             assert_eq!(paused(&mut len), expected);
         }
-        // A guess that stands ends the streak: the next miss pauses one step again.
+        // A guess that stands and pays ends the streak: the next miss pauses one step
+        // again.
         len.update(1, 1);
         assert_eq!(len.next(), 2);
+        len.judged(true);
         len.update(2, 0);
         assert_eq!(paused(&mut len), 1);
-        // A partial guess is no miss.
+        // A partial guess is no miss by itself; one the clock says did not pay is, and
+        // the streak goes on.
         len.update(1, 1);
         len.update(2, 1);
         assert_eq!(len.next(), 2);
+        len.judged(false);
+        assert_eq!(paused(&mut len), 3);
+        len.update(2, 1);
+        len.judged(false);
+        assert_eq!(paused(&mut len), 7);
+        len.update(2, 0);
+        assert_eq!(paused(&mut len), 15);
     }
 
     #[test]

@@ -88,8 +88,8 @@ with_engine! {
     pub mod diagnostics {
         pub use llama_sys::{
             BareRun, GgufShape, GpuDevice, Model, ModelParams, PrefillOutcome, PrefillPhases, Quant,
-            Sampler, Session, SessionParams, bare_greedy_decode, gpu_devices, quantize,
-            timed_batch, timed_prefill,
+            Sampler, Session, SessionParams, bare_greedy_decode, batch_logit_gap, gpu_devices,
+            quantize, timed_batch, timed_prefill,
         };
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use llama_sys::{Model, PieceDecoder, Sampler, Session, TokenId};
 
 use crate::EngineError;
-use crate::draft::{DraftLength, PromptLookup};
+use crate::draft::{DraftLength, Payoff, PromptLookup};
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -83,6 +83,7 @@ struct Run<'a> {
     first_token_at: Option<Instant>,
     lookup: Option<PromptLookup>,
     draft_length: DraftLength,
+    payoff: Payoff,
     /// A token sampled while checking a draft, to be reported by the next step.
     carried: Option<TokenId>,
 }
@@ -110,6 +111,7 @@ impl<'a> Run<'a> {
             first_token_at: None,
             draft_length: lookup.map_or(DraftLength::new(0), |l| l.length()),
             lookup,
+            payoff: Payoff::default(),
             carried: None,
         }
     }
@@ -154,13 +156,29 @@ impl<'a> Run<'a> {
             if let Some(reason) = self.interruption() {
                 return Ok(reason);
             }
+            let before = (self.usage, Instant::now());
             if let Some(reason) = self.step(session)? {
                 return Ok(reason);
+            }
+            if self.lookup.is_some() {
+                self.judge_checks(before);
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 expire();
                 last_expire = Instant::now();
             }
+        }
+    }
+
+    /// Tells the guess length whether checks paid by the clock (see [`Payoff`]),
+    /// from the usage and time before the step just taken.
+    fn judge_checks(&mut self, (usage, started): (Usage, Instant)) {
+        let u = &self.usage;
+        let kept = (u.draft_checks > usage.draft_checks)
+            .then(|| u.accepted_draft_tokens - usage.accepted_draft_tokens);
+        let tokens = u.completion_tokens - usage.completion_tokens;
+        if let Some(paid) = self.payoff.step(started.elapsed(), tokens, kept) {
+            self.draft_length.judged(paid);
         }
     }
 

@@ -23,7 +23,7 @@ fn engine(draft_tokens: u32) -> Engine {
         n_ctx: 4096,
         n_threads: 1,
         queue_capacity: 4,
-        draft_tokens: Some(draft_tokens),
+        draft_tokens,
         ..EngineConfig::default()
     })
     .expect("engine starts")

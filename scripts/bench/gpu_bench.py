@@ -41,10 +41,6 @@ def measure_api(binary, libs, model):
     # Our binary runs on the CUDA build of its own llama.cpp version; llama-bench
     # (another version) must not see these libraries.
     extra = os.environ.get("API_ARGS", "").split()
-    # Decoding one token per step, as llama-bench does, unless API_ARGS says otherwise:
-    # speculation is priced apart (scripts/bench/gpu phases).
-    if not any(a.startswith("--draft-tokens") for a in extra) and "SANDBOX_DRAFT_TOKENS" not in os.environ:
-        extra += ["--draft-tokens", "0"]
     with serve(binary, model, libs=libs, extra=extra) as (base, ready_s):
         vram_mib = int(smi("memory.used")) - used_before
         res = {"ready_s": ready_s, "vram_mib": vram_mib}

@@ -21,11 +21,6 @@ use crate::{EngineConfig, EngineError, runner};
 mod handle;
 mod prompt;
 
-/// The longest guess by default on a GPU. Guesses start at one token and double while
-/// they stand whole (see `draft::DraftLength`); on an H200 a batch of 16 costs 2.2
-/// times one token, a price paid only after guesses of 1, 2, 4 and 8 tokens all stood.
-const GPU_DRAFT_TOKENS: u32 = 16;
-
 pub use handle::JobHandle;
 
 /// A running engine. Dropping it cancels waiting jobs, lets the running one stop at
@@ -95,10 +90,7 @@ impl Engine {
             n_threads: (config.n_threads > 0).then_some(config.n_threads),
         };
         // A guess is checked in one batch with the token before it.
-        let draft_tokens = config
-            .draft_tokens
-            .unwrap_or(if model.on_gpu() { GPU_DRAFT_TOKENS } else { 0 })
-            .min(config.n_batch.saturating_sub(1));
+        let draft_tokens = config.draft_tokens.min(config.n_batch.saturating_sub(1));
         // A rejected guess is cut from the cache, which recurrent models cannot do.
         let lookup = model
             .can_drop_cache_tail()
