@@ -26,7 +26,8 @@ const LOOKBACK: usize = 16_384;
 /// whether guesses stand depends on the text: a copied passage keeps them for a long
 /// stretch, free writing rarely past the first. So a job starts with one-token guesses,
 /// doubles the length after a guess that stood whole, and after one that failed goes
-/// back to what stood, plus one: long guesses only while they keep paying. A miss
+/// back to what stood, plus one, rounded up to a power of two: long guesses only while
+/// they keep paying, in few sizes (see [`fill`]). A miss
 /// pauses guessing for 1, 3, 7, … up to 255 steps as misses follow each other, so text
 /// that prompt lookup cannot predict costs few checks. A miss is a guess of which
 /// nothing stood, or one whose tokens did not buy back what checking it cost by the
@@ -63,7 +64,7 @@ impl DraftLength {
     /// Learns from a guess of `drafted` tokens of which the first `kept` stood.
     pub(crate) fn update(&mut self, drafted: usize, kept: usize) {
         self.now = if kept < drafted {
-            (kept + 1).min(self.max)
+            (kept + 1).next_power_of_two().min(self.max)
         } else if drafted >= self.now {
             (self.now * 2).min(self.max)
         } else {
@@ -88,6 +89,17 @@ impl DraftLength {
     fn miss(&mut self) {
         self.misses = (self.misses + 1).min(MAX_MISSES);
         self.pause = (1 << self.misses) - 1;
+    }
+}
+
+/// Fills a guess up to `width` tokens with its last one. llama.cpp keeps one graph, so
+/// a batch of another size than the step before builds it again (on an H200 with the
+/// 7B about 6 ms, more than a batch of 16 costs over one token); a guess as wide as
+/// the last one lets it reuse the graph, and the filler is only a guess more. An
+/// empty guess stays empty: a one-token step needs no check.
+pub(crate) fn fill(draft: &mut Vec<TokenId>, width: usize) {
+    if let Some(&last) = draft.last() {
+        draft.resize(width.max(draft.len()), last);
     }
 }
 
@@ -174,11 +186,11 @@ mod tests {
             assert_eq!(len.next(), expected);
         }
         len.update(16, 5);
-        assert_eq!(len.next(), 6);
+        assert_eq!(len.next(), 8);
         // A guess shorter than allowed (the text ran out) that stood proves nothing
         // about longer ones.
         len.update(3, 3);
-        assert_eq!(len.next(), 6);
+        assert_eq!(len.next(), 8);
         let mut small = PromptLookup::new(3).unwrap().length();
         small.update(1, 1);
         small.update(2, 2);
@@ -215,6 +227,18 @@ mod tests {
         assert_eq!(paused(&mut len), 7);
         len.update(2, 0);
         assert_eq!(paused(&mut len), 15);
+    }
+
+    #[test]
+    fn a_guess_is_filled_to_the_width_with_its_last_token_unless_empty() {
+        let mut d = vec![4, 5];
+        fill(&mut d, 4);
+        assert_eq!(d, [4, 5, 5, 5]);
+        fill(&mut d, 2);
+        assert_eq!(d, [4, 5, 5, 5], "never shortened");
+        let mut empty = Vec::new();
+        fill(&mut empty, 4);
+        assert!(empty.is_empty());
     }
 
     #[test]

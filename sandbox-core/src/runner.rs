@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use llama_sys::{Model, PieceDecoder, Sampler, Session, TokenId};
 
 use crate::EngineError;
-use crate::draft::{DraftLength, Payoff, PromptLookup};
+use crate::draft::{DraftLength, Payoff, PromptLookup, fill};
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -202,10 +202,12 @@ impl<'a> Run<'a> {
         }
         let reported = self.usage.completion_tokens + usize::from(overlap);
         let room = (self.p.job.max_tokens - reported).min(self.draft_length.next());
-        let draft = match &self.lookup {
+        let mut draft = match &self.lookup {
             Some(l) => l.draft(session.cached_tokens(), token, room),
             None => Vec::new(),
         };
+        let looked_up = draft.len();
+        fill(&mut draft, room);
         let base = session.cached_tokens().len();
         if draft.is_empty() {
             session.push(token)?;
@@ -222,7 +224,7 @@ impl<'a> Run<'a> {
         if draft.is_empty() {
             return Ok(None);
         }
-        self.check_draft(session, base, &draft)
+        self.check_draft(session, base, &draft, looked_up)
     }
 
     /// Whether `token` may be the answer's last: end-of-generation, or the last one
@@ -241,12 +243,14 @@ impl<'a> Run<'a> {
     /// and the rest of the guess is dropped from the cache. Greedy output is therefore
     /// the same token for token, and sampled output has the same distribution: this is
     /// the standard acceptance rule for a draft that puts all its probability on one
-    /// token.
+    /// token. The first `looked_up` guesses came from prompt lookup, the rest fill the
+    /// batch to its width; only the former tell the guess length anything.
     fn check_draft(
         &mut self,
         session: &mut Session<'_>,
         base: usize,
         draft: &[TokenId],
+        looked_up: usize,
     ) -> Result<Option<FinishReason>, EngineError> {
         self.usage.draft_tokens += draft.len();
         self.usage.draft_checks += 1;
@@ -254,7 +258,7 @@ impl<'a> Run<'a> {
             session.use_row(row);
             let next = session.sample(&mut self.sampler)?;
             if next != guess {
-                self.draft_length.update(draft.len(), row);
+                self.draft_length.update(looked_up, row.min(looked_up));
                 session.keep(base + 1 + row)?;
                 self.carried = Some(next);
                 return Ok(None);
@@ -266,7 +270,7 @@ impl<'a> Run<'a> {
                 return Ok(Some(reason));
             }
         }
-        self.draft_length.update(draft.len(), draft.len());
+        self.draft_length.update(looked_up, looked_up);
         session.use_row(draft.len());
         self.carried = Some(session.sample(&mut self.sampler)?);
         Ok(None)
