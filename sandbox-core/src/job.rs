@@ -100,8 +100,9 @@ pub struct Usage {
     pub cached_prompt_tokens: usize,
     /// Tokens generated.
     pub completion_tokens: usize,
-    /// Tokens guessed by prompt lookup (speculative decoding), and how many of them the
-    /// model then wrote: the generated tokens that cost no decoding step of their own.
+    /// Tokens guessed by prompt lookup (speculative decoding; filler that widens a guess
+    /// to the last batch's size counts too), and how many of them the model then wrote:
+    /// the generated tokens that cost no decoding step of their own.
     pub draft_tokens: usize,
     /// See `draft_tokens`.
     pub accepted_draft_tokens: usize,

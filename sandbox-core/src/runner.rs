@@ -84,6 +84,8 @@ struct Run<'a> {
     lookup: Option<PromptLookup>,
     draft_length: DraftLength,
     payoff: Payoff,
+    /// Tokens in the last batch decoded (1 for a plain step).
+    width: usize,
     /// A token sampled while checking a draft, to be reported by the next step.
     carried: Option<TokenId>,
 }
@@ -112,6 +114,7 @@ impl<'a> Run<'a> {
             draft_length: lookup.map_or(DraftLength::new(0), |l| l.length()),
             lookup,
             payoff: Payoff::default(),
+            width: 1,
             carried: None,
         }
     }
@@ -207,8 +210,12 @@ impl<'a> Run<'a> {
             None => Vec::new(),
         };
         let looked_up = draft.len();
-        fill(&mut draft, room);
+        // Only a batch as wide as the last one spares llama.cpp a graph rebuild.
+        if self.width == room + 1 {
+            fill(&mut draft, room);
+        }
         let base = session.cached_tokens().len();
+        self.width = draft.len() + 1;
         if draft.is_empty() {
             session.push(token)?;
         } else {
@@ -241,9 +248,11 @@ impl<'a> Run<'a> {
     /// advance once per reported token, as they would). A guess stands while the
     /// sampled token equals it; the first token that differs is kept for the next step
     /// and the rest of the guess is dropped from the cache. Greedy output is therefore
-    /// the same token for token, and sampled output has the same distribution: this is
-    /// the standard acceptance rule for a draft that puts all its probability on one
-    /// token. The first `looked_up` guesses came from prompt lookup, the rest fill the
+    /// the same token for token up to the difference between a batch's logits and one
+    /// token's (near-ties on a CPU; on a GPU, llama.cpp's kernels move logits with the
+    /// batch size), and sampled output has the same distribution: this is the standard
+    /// acceptance rule for a draft that puts all its probability on one token. Filler
+    /// guesses are checked the same way. The first `looked_up` guesses came from prompt lookup, the rest fill the
     /// batch to its width; only the former tell the guess length anything.
     fn check_draft(
         &mut self,

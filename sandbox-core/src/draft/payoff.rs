@@ -22,6 +22,9 @@ const ALPHA: f64 = 0.125;
 /// A plain step slower than this many times the estimate is an outlier (the host
 /// descheduled, say), kept out of it.
 const OUTLIER: f64 = 4.0;
+/// Outliers in a row after which the estimate starts again from the newest step: the
+/// machine got slower for good (or the first steps were too fast to stand for it).
+const RESEED: usize = 3;
 
 /// One job's judge of its checks.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +32,7 @@ pub(crate) struct Payoff {
     steps: usize,
     /// Seconds per token of a plain step, once known.
     plain: Option<f64>,
+    outliers: usize,
     span: Option<Span>,
 }
 
@@ -38,15 +42,17 @@ struct Span {
     secs: f64,
     tokens: usize,
     kept: usize,
+    /// Whether a check in it kept nothing, which counted as a miss already.
+    missed: bool,
     left: usize,
 }
 
 impl Payoff {
     /// A step that took `took` and reported `tokens`; `kept` is how many guessed
     /// tokens stood if the step checked a guess. When this step closes a span in which
-    /// some guess stood, whether the span paid; `None` otherwise (a span of which
-    /// nothing stood is a miss already, and nothing is judged before a plain step's
-    /// time is known).
+    /// some guess stood, whether the span paid; `None` otherwise: a span of which
+    /// nothing stood is a miss already, an unpaid one holding such a check too (one
+    /// span, one miss), and nothing is judged before a plain step's time is known.
     pub(crate) fn step(&mut self, took: Duration, tokens: usize, kept: Option<usize>) -> Option<bool> {
         self.steps += 1;
         let secs = took.as_secs_f64();
@@ -55,11 +61,13 @@ impl Payoff {
                 secs: 0.0,
                 tokens: 0,
                 kept: 0,
+                missed: false,
                 left: 0,
             });
             span.secs += secs;
             span.tokens += tokens;
             span.kept += kept;
+            span.missed |= kept == 0;
             span.left = AFTER;
             return None;
         }
@@ -72,14 +80,24 @@ impl Payoff {
             }
             let span = self.span.take()?;
             let plain = self.plain?;
-            return (span.kept > 0).then_some(span.tokens as f64 * plain >= span.secs);
+            let paid = span.tokens as f64 * plain >= span.secs;
+            return (span.kept > 0 && (paid || !span.missed)).then_some(paid);
         }
         if self.steps > WARM_UP && tokens > 0 {
             let per_token = secs / tokens as f64;
             self.plain = Some(match self.plain {
-                None => per_token,
-                Some(p) if per_token > OUTLIER * p => p,
-                Some(p) => p + ALPHA * (per_token - p),
+                Some(p) if per_token > OUTLIER * p && self.outliers + 1 < RESEED => {
+                    self.outliers += 1;
+                    p
+                }
+                Some(p) if per_token <= OUTLIER * p => {
+                    self.outliers = 0;
+                    p + ALPHA * (per_token - p)
+                }
+                _ => {
+                    self.outliers = 0;
+                    per_token
+                }
             });
         }
         None
@@ -126,6 +144,28 @@ mod tests {
         assert_eq!(p.step(5 * MS, 1, None), Some(true));
         // The plain estimate did not take the span's steps in.
         assert_eq!(p.plain, Some(0.004));
+        // A costly check, then a cheap one: alone the second would have paid (5 tokens
+        // in 6 ms), together they did not (7 tokens in 46 ms).
+        assert_eq!(p.step(40 * MS, 2, Some(1)), None);
+        assert_eq!(p.step(3 * MS, 2, Some(1)), None);
+        plain_steps(&mut p, 2, MS);
+        assert_eq!(p.step(MS, 1, None), Some(false));
+    }
+
+    #[test]
+    fn a_span_is_one_miss_at_most() {
+        let mut p = Payoff::default();
+        plain_steps(&mut p, 10, 4 * MS);
+        // One check kept a token, the next none (a miss already): unpaid is no second
+        // miss, but paid still ends the streak.
+        assert_eq!(p.step(9 * MS, 2, Some(1)), None);
+        assert_eq!(p.step(9 * MS, 1, Some(0)), None);
+        plain_steps(&mut p, 3, 5 * MS);
+        assert!(p.span.is_none());
+        assert_eq!(p.step(5 * MS, 9, Some(8)), None);
+        assert_eq!(p.step(5 * MS, 1, Some(0)), None);
+        plain_steps(&mut p, 2, 4 * MS);
+        assert_eq!(p.step(4 * MS, 1, None), Some(true));
     }
 
     #[test]
@@ -134,7 +174,7 @@ mod tests {
         // The job checks at once: no plain step timed yet.
         assert_eq!(p.step(6 * MS, 3, Some(2)), None);
         plain_steps(&mut p, 3, 4 * MS);
-        assert!(p.plain.is_none(), "the first steps are a warm-up");
+        assert!(p.plain.is_none(), "steps in a span are not plain ones");
         plain_steps(&mut p, 3, 4 * MS);
         // Nothing stood: the guess length's miss rule already counted it.
         assert_eq!(p.step(6 * MS, 1, Some(0)), None);
@@ -143,13 +183,20 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_outlier_does_not_move_the_plain_step_time() {
+    fn a_slow_outlier_does_not_move_the_plain_step_time_but_a_lasting_slowdown_does() {
         let mut p = Payoff::default();
-        plain_steps(&mut p, 5, 4 * MS);
+        // The first two steps wait for the prompt: a warm-up, left out.
+        plain_steps(&mut p, 2, 50 * MS);
+        plain_steps(&mut p, 3, 4 * MS);
+        assert_eq!(p.plain, Some(0.004));
         plain_steps(&mut p, 1, 40 * MS);
         assert_eq!(p.plain, Some(0.004));
         plain_steps(&mut p, 1, 6 * MS);
         let moved = p.plain.unwrap_or_default();
         assert!((moved - 0.00425).abs() < 1e-9, "{moved}");
+        plain_steps(&mut p, 2, 40 * MS);
+        assert!(p.plain < Some(0.005));
+        plain_steps(&mut p, 1, 40 * MS);
+        assert_eq!(p.plain, Some(0.04), "three in a row start it again");
     }
 }
