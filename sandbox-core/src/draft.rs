@@ -27,9 +27,9 @@ const LOOKBACK: usize = 16_384;
 /// stretch, free writing rarely past the first. So a job starts with one-token guesses,
 /// doubles the length after a guess that stood whole, and after one that failed goes
 /// back to what stood, plus one, rounded up to a power of two: long guesses only while
-/// they keep paying, in few sizes (see [`fill`]). A miss
-/// pauses guessing for 1, 3, 7, … up to 255 steps as misses follow each other, so text
-/// that prompt lookup cannot predict costs few checks. A miss is a guess of which
+/// they keep paying, in few sizes (see [`fill`]). A miss pauses guessing for 1, 3, 7,
+/// … up to 255 steps as misses follow each other, so text that prompt lookup cannot
+/// predict costs few checks. A miss is a guess of which
 /// nothing stood, or one whose tokens did not buy back what checking it cost by the
 /// clock ([`Payoff`]); only a guess that paid ends the streak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub(crate) struct Payoff {
 }
 
 /// Checks that follow each other closely, judged together.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Span {
     secs: f64,
     tokens: usize,
@@ -57,13 +57,7 @@ impl Payoff {
         self.steps += 1;
         let secs = took.as_secs_f64();
         if let Some(kept) = kept {
-            let span = self.span.get_or_insert(Span {
-                secs: 0.0,
-                tokens: 0,
-                kept: 0,
-                missed: false,
-                left: 0,
-            });
+            let span = self.span.get_or_insert_with(Span::default);
             span.secs += secs;
             span.tokens += tokens;
             span.kept += kept;
@@ -84,23 +78,29 @@ impl Payoff {
             return (span.kept > 0 && (paid || !span.missed)).then_some(paid);
         }
         if self.steps > WARM_UP && tokens > 0 {
-            let per_token = secs / tokens as f64;
-            self.plain = Some(match self.plain {
-                Some(p) if per_token > OUTLIER * p && self.outliers + 1 < RESEED => {
-                    self.outliers += 1;
-                    p
-                }
-                Some(p) if per_token <= OUTLIER * p => {
-                    self.outliers = 0;
-                    p + ALPHA * (per_token - p)
-                }
-                _ => {
-                    self.outliers = 0;
-                    per_token
-                }
-            });
+            self.time_plain(secs / tokens as f64);
         }
         None
+    }
+
+    /// Takes a plain step's seconds per token into the running estimate.
+    fn time_plain(&mut self, per_token: f64) {
+        let estimate = match self.plain {
+            Some(p) if per_token <= OUTLIER * p => {
+                self.outliers = 0;
+                p + ALPHA * (per_token - p)
+            }
+            Some(_) => {
+                self.outliers += 1;
+                if self.outliers < RESEED {
+                    return;
+                }
+                self.outliers = 0;
+                per_token
+            }
+            None => per_token,
+        };
+        self.plain = Some(estimate);
     }
 }
 
