@@ -42,6 +42,23 @@ llama_cuda_cmake_args() { # ARCHS
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_COMMON=ON
 }
 
+# Applies our CUDA patches (llama-sys/patches/*.patch, in name order) to the llama.cpp
+# tree DIR, a copy of llama-cpp-sys-2's source: the CUDA builds (scripts/release and the
+# GPU benchmark) compile exactly this, and the cargo registry's copy stays untouched.
+# A patch that no longer applies (a llama-cpp-sys-2 update) stops the build by name.
+llama_cuda_patch() { # DIR
+    local p
+    for p in "$REPO_ROOT"/llama-sys/patches/*.patch; do
+        patch -p1 --forward --quiet --no-backup-if-mismatch -d "$1" <"$p" >/dev/null ||
+            { echo "llama-sys/patches/${p##*/} does not apply to the llama.cpp source in $1" >&2; return 1; }
+    done
+}
+
+# The hash of the CUDA patches, for build caches keyed by what they compile.
+llama_cuda_patches_hash() {
+    cat "$REPO_ROOT"/llama-sys/patches/*.patch | sha256sum | cut -c1-12
+}
+
 # "Filename SHA256 Version" of each PACKAGE in a Debian-format package index (apt's
 # Packages file); fails naming the first one that is not there.
 deb_index_lookup() { # INDEX_FILE PACKAGE...

@@ -43,6 +43,18 @@ if [[ -z "${CUDA_HOME:-}" ]] && ! command -v nvcc >/dev/null && [[ ! -x /usr/loc
     pass "cuda12 without nvcc is refused: ${out%%$'\n'*}"
 fi
 
+# The CUDA build compiles llama.cpp with our patches: they must apply to the source
+# that llama-cpp-sys-2 ships (a crate update can break them before anyone builds CUDA).
+sys_dir="$(cargo metadata --format-version 1 --manifest-path "$REPO_ROOT/Cargo.toml" | python3 -c '
+import json, sys, os
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "llama-cpp-sys-2"))')"
+mkdir -p "$work/cuda-src/ggml/src"
+cp -r "$sys_dir/llama.cpp/ggml/src/ggml-cuda" "$work/cuda-src/ggml/src/"
+llama_cuda_patch "$work/cuda-src" || fail "llama-sys/patches do not apply to $sys_dir/llama.cpp"
+grep -q 'AI Sandbox patch' "$work/cuda-src/ggml/src/ggml-cuda/ggml-cuda.cu" || fail "the CUDA graph key patch left no trace"
+if llama_cuda_patch "$work/cuda-src" 2>/dev/null; then fail "a patch applied twice went unnoticed"; fi
+pass "llama-sys/patches apply to llama-cpp-sys-2's llama.cpp, and only once"
+
 # --- layout and checksums -------------------------------------------------------------
 tar -tzf "$tarball" | sort >"$work/list"
 want=(
