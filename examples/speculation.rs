@@ -49,18 +49,19 @@ struct Args {
 }
 
 /// One batch of k tokens with logits for each, ms, repeated at one size; `rebuild`: what
-/// each check costs on top, as the size changes and llama.cpp builds its graphs again
-/// for the batch and for the one-token steps after it. H200: measured by
-/// `examples/bench` (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M,
-/// 2026-12-02, CUDA op fusion off; `rebuild` from this example on that file, where 6
-/// checks of which nothing stood made 256 tokens 38 ms slower (6.3 ms a check, 0.5 of
-/// it the batch). RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that
-/// batch-1 decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), each further
-/// token of a batch 2.5 times the H200's extra time (its FP32 rate is 26.7 TFLOP/s
-/// against 67), and the H200's rebuild (host work): assumptions, not measurements.
+/// each check costs on top, as the size changes and llama.cpp builds its graph again
+/// for the batch and for the one-token step after it. H200: measured by `examples/bench`
+/// (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M, 2026-12-02, CUDA op
+/// fusion off, with llama-sys/patches' per-shape CUDA graphs: the batch between
+/// one-token steps and the step after it each cost about 1.05 ms more than repeated
+/// (without the patch the step after that captured its CUDA graph again, 6.4 ms a check
+/// in all). RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that batch-1
+/// decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), each further token of
+/// a batch 2.5 times the H200's extra time (its FP32 rate is 26.7 TFLOP/s against 67),
+/// and the H200's rebuild (host work): assumptions, not measurements.
 const DEFAULT_COSTS: [&str; 2] = [
-    "H200:1=3.757,2=4.253,3=4.803,4=5.663,5=6.279,6=6.857,7=7.433,8=8.096,9=7.580,12=7.840,16=8.103,rebuild=5.8",
-    "RTX 4000 Ada:1=14.30,2=15.54,3=16.91,4=19.07,5=20.61,6=22.05,7=23.49,8=25.15,9=23.86,12=24.51,16=25.16,rebuild=5.8",
+    "H200:1=3.812,2=4.182,3=4.731,4=5.471,5=6.092,6=6.735,7=7.330,8=7.987,9=7.692,12=7.778,16=7.874,rebuild=2.1",
+    "RTX 4000 Ada:1=14.30,2=15.23,3=16.60,4=18.45,5=20.00,6=21.61,7=23.09,8=24.74,9=24.00,12=24.21,16=24.45,rebuild=2.1",
 ];
 
 /// A GPU's batch costs: ms for a batch of k tokens, between the measured k linearly,
