@@ -54,6 +54,14 @@ llama_cuda_patch() { # DIR
     done
 }
 
+# "DIR VERSION" of the llama-cpp-sys-2 crate cargo resolved (its llama.cpp is DIR/llama.cpp).
+llama_sys_crate() {
+    cargo metadata --format-version 1 --manifest-path "$REPO_ROOT/Cargo.toml" | python3 -c '
+import json, sys, os
+p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "llama-cpp-sys-2")
+print(os.path.dirname(p["manifest_path"]), p["version"])'
+}
+
 # The hash of the CUDA patches, for build caches keyed by what they compile.
 llama_cuda_patches_hash() {
     cat "$REPO_ROOT"/llama-sys/patches/*.patch | sha256sum | cut -c1-12

@@ -45,9 +45,7 @@ fi
 
 # The CUDA build compiles llama.cpp with our patches: they must apply to the source
 # that llama-cpp-sys-2 ships (a crate update can break them before anyone builds CUDA).
-sys_dir="$(cargo metadata --format-version 1 --manifest-path "$REPO_ROOT/Cargo.toml" | python3 -c '
-import json, sys, os
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "llama-cpp-sys-2"))')"
+read -r sys_dir _ < <(llama_sys_crate)
 mkdir -p "$work/cuda-src/ggml/src"
 cp -r "$sys_dir/llama.cpp/ggml/src/ggml-cuda" "$work/cuda-src/ggml/src/"
 llama_cuda_patch "$work/cuda-src" || fail "llama-sys/patches do not apply to $sys_dir/llama.cpp"
