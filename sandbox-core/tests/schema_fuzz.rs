@@ -3,6 +3,8 @@
 //! Each is either refused by `schema::prepare` or converted by llama.cpp; nothing may
 //! panic, crash the converter, or take long.
 
+use std::io::Write;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -59,12 +61,34 @@ proptest! {
     #[test]
     fn every_schema_is_refused_or_converted_quickly_and_nothing_crashes(s in schema()) {
         let t0 = Instant::now();
-        let result = grammar_from_schema(&s);
+        let result = converted_within(&s, Duration::from_secs(20));
         prop_assert!(!matches!(result, Err(GrammarError::Crashed)), "the converter crashed on {s}");
         // A generous bound: the cases that used to stall took 17-30 s.
         prop_assert!(t0.elapsed() < Duration::from_secs(5), "{:?} for {s}", t0.elapsed());
         if let Ok(g) = result {
             prop_assert!(g.contains("root ::="), "{g}");
+        }
+    }
+}
+
+/// The conversion of `s`, or, when it has not finished within `limit`, the schema
+/// written straight to stderr and the process aborted: a conversion that never ends
+/// grows until the OOM killer takes the test, and the schema would be lost with the
+/// output the test harness captured.
+fn converted_within(s: &Value, limit: Duration) -> Result<String, GrammarError> {
+    let (tx, rx) = mpsc::channel();
+    let schema = s.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(grammar_from_schema(&schema));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "the conversion did not finish within {limit:?}: {s}"
+            );
+            std::process::abort();
         }
     }
 }

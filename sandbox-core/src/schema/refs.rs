@@ -57,11 +57,27 @@ pub(super) fn eager_cycle(root: &Value, place: &str) -> Option<String> {
     None
 }
 
+/// What the `allOf` at `place` merges eagerly: each member, or, for a member that is an
+/// `anyOf`/`oneOf` (and no `$ref`, which would win), each of its alternatives, whose
+/// properties llama.cpp merges as optional ones.
 pub(super) fn all_of_members(root: &Value, place: &str) -> Vec<String> {
-    match resolve(root, place).and_then(|v| v.get("allOf")) {
-        Some(Value::Array(a)) => (0..a.len()).map(|i| format!("{place}/allOf/{i}")).collect(),
-        _ => Vec::new(),
+    let Some(Value::Array(members)) = resolve(root, place).and_then(|v| v.get("allOf")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let member = format!("{place}/allOf/{i}");
+        // The converter's precedence: `$ref`, then `oneOf`, then `anyOf`.
+        let alternatives = match m.get("$ref") {
+            Some(_) => None,
+            None => ["oneOf", "anyOf"].into_iter().find_map(|k| m.get(k).map(|a| (k, a))),
+        };
+        match alternatives {
+            Some((key, Value::Array(a))) => out.extend((0..a.len()).map(|j| format!("{member}/{key}/{j}"))),
+            _ => out.push(member),
+        }
     }
+    out
 }
 
 /// Where a chain of `$ref`s starting at `place` ends; `Err` with the place that repeats

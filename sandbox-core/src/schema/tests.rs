@@ -130,6 +130,12 @@ fn reference_cycles_through_all_of_alone_are_refused() {
     let nested = json!({"type": "object", "properties": {
         "a": {"type": "string"}, "pc": {"allOf": [{"$ref": "#"}]}}});
     assert!(matches!(check(nested), Err(SchemaError::CyclicRef { .. })));
+    // The fourth: an anyOf inside allOf is merged eagerly too, alternative by alternative.
+    let through_any_of = json!({"type": "object", "properties": {"yop": {
+        "$defs": {"x": {"enum": ["n"]}}, "allOf": [{"anyOf": [{"$ref": "#"}]}]}}, "required": []});
+    assert!(matches!(check(through_any_of), Err(SchemaError::CyclicRef { .. })));
+    let through_one_of = json!({"properties": {"p": {"allOf": [{"type": "string"}, {"oneOf": [{"type": "null"}, {"$ref": "#"}]}]}}});
+    assert!(matches!(check(through_one_of), Err(SchemaError::CyclicRef { .. })));
     // A lazy reference in between (outside allOf) is a named rule: fine.
     assert!(check(json!({"allOf": [{"type": "object", "properties": {"next": {"$ref": "#"}}}]})).is_ok());
     assert!(check(json!({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
