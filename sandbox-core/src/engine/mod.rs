@@ -18,6 +18,7 @@ use crate::tools::ToolFormat;
 use crate::draft::PromptLookup;
 use crate::{EngineConfig, EngineError, runner};
 
+mod fragment_cache;
 mod handle;
 mod prompt;
 
@@ -31,6 +32,7 @@ pub struct Engine {
     template: Option<ChatTemplate>,
     tool_format: ToolFormat,
     control: ControlText,
+    fragments: fragment_cache::FragmentCache,
     queue: Arc<Queue>,
     heartbeat: Arc<Heartbeat>,
     n_ctx: u32,
@@ -125,6 +127,7 @@ impl Engine {
         };
         Ok(Self {
             control: ControlText::new(&model.info().special_tokens),
+            fragments: fragment_cache::FragmentCache::default(),
             tool_format: ToolFormat::detect(model.info(), source.as_deref(), template.as_ref()),
             model,
             template,

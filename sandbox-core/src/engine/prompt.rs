@@ -126,7 +126,9 @@ impl Engine {
         for fragment in self.control.fragments(text, protected) {
             match fragment {
                 Fragment::Control(id) => tokens.push(id),
-                Fragment::Text(t) => tokens.extend(self.model.tokenize_fragment(t)?),
+                Fragment::Text(t) => tokens.extend_from_slice(
+                    &self.fragments.tokens(t, |t| self.model.tokenize_fragment(t))?,
+                ),
             }
         }
         let info = self.model.info();
