@@ -84,9 +84,13 @@ impl Generations {
     }
 
     /// Keeps `tokens` in the current generation, which first becomes the old one when
-    /// it is full: each generation holds at most `limit` bytes (or one fragment larger than that).
+    /// it is full: each generation holds at most `limit` bytes. A fragment larger than
+    /// that is not kept.
     fn keep(&mut self, text: String, tokens: Arc<[TokenId]>, limit: usize) {
         let bytes = cost(&text, &tokens);
+        if bytes > limit {
+            return;
+        }
         if self.current_bytes + bytes > limit {
             self.previous = std::mem::take(&mut self.current);
             self.current_bytes = 0;
@@ -173,6 +177,12 @@ mod tests {
         assert_eq!(calls.get(), 4);
         cache.tokens(&t[1], counting(&calls)).unwrap();
         assert_eq!(calls.get(), 5);
+        // One fragment larger than a generation is not kept.
+        let huge: String = std::iter::repeat_n('h', 2 * one).collect();
+        cache.tokens(&huge, counting(&calls)).unwrap();
+        cache.tokens(&huge, counting(&calls)).unwrap();
+        assert_eq!(calls.get(), 7);
+        assert!(!cache.lock().current.contains_key(&huge));
         // Never more than two generations' worth, however fragments come and go.
         for round in 0..3 {
             for s in &t {
