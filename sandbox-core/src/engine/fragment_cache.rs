@@ -99,7 +99,6 @@ impl Generations {
             self.current_bytes += bytes;
         }
     }
-
 }
 
 fn cost(text: &str, tokens: &[TokenId]) -> usize {
