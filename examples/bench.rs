@@ -429,7 +429,7 @@ fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Resul
         // What the request pays before it is queued: the template and the tokenizer
         // over the whole conversation, of which only the new turn is new.
         let t = Instant::now();
-        engine
+        let tokens = engine
             .chat_tokens(&history, None)
             .map_err(|e| e.to_string())?;
         let prep = t.elapsed();
@@ -443,9 +443,6 @@ fn prefix_reuse(engine: &Engine, model: &Model, params: &SessionParams) -> Resul
             false,
         );
         let out = sandbox_examples::complete(engine, job)?;
-        let tokens = engine
-            .chat_tokens(&history, None)
-            .map_err(|e| e.to_string())?;
         cold.clear();
         let t = Instant::now();
         cold.prefill(&tokens, &mut || false)
