@@ -190,8 +190,8 @@ impl<'a> Run<'a> {
     /// a token ends it.
     ///
     /// A GPU decodes while the host goes on, so the report (text, stop strings, the
-    /// client) runs while the device works, unless the token may end the answer or the
-    /// report needs the logits that decoding replaces. A report that ends the answer
+    /// client) runs while the device works, unless the token is the answer's first, may
+    /// end the answer, or the report needs the logits that decoding replaces. A report that ends the answer
     /// anyway (a stop string, a client gone) takes the token back out of the cache, as
     /// plain decoding never caches the token that ends an answer.
     fn step(&mut self, session: &mut Session<'_>) -> Result<Option<FinishReason>, EngineError> {
@@ -199,7 +199,12 @@ impl<'a> Run<'a> {
             Some(t) => t,
             None => session.sample(&mut self.sampler)?,
         };
-        let overlap = self.p.job.logprobs.is_none() && !self.may_end(token);
+        // The first token is reported before its decode is launched: launching costs
+        // host time (a graph that changed shape since the prefill cannot be replayed),
+        // and the client is waiting for that token, not for the one after it.
+        let overlap = self.p.job.logprobs.is_none()
+            && !self.may_end(token)
+            && self.first_token_at.is_some();
         if !overlap && let Some(reason) = self.report(session, token)? {
             return Ok(Some(reason));
         }
