@@ -53,7 +53,7 @@ pub fn start_engine_with(
         model_path,
         n_ctx,
         n_threads,
-        draft_tokens,
+        draft_tokens: Some(draft_tokens),
         ..EngineConfig::default()
     };
     // The examples start their engines from `main`'s thread, before any other.

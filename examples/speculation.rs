@@ -9,11 +9,10 @@
 //!
 //! On a CPU a batch of k tokens costs nearly k times one token, so the speedup seen
 //! here is not what a GPU sees. The table therefore also projects each task's speedup
-//! onto GPUs from what its guesses did (tokens, guessed, kept, checks), what one batch
-//! of k tokens costs there and what each check costs on top in graph rebuilds
-//! (`--gpu-costs`; the default is the H200 table that `examples/bench` printed for
-//! Mistral-7B Q4_K_M with the rebuild this example measured there, and the RTX 4000 Ada
-//! one derived from it).
+//! onto GPUs from what its guesses did (tokens, guessed, kept, checks) and what one
+//! batch of k tokens costs there (`--gpu-costs`; the default is the H200 table that
+//! `examples/bench` printed for Mistral-7B Q4_K_M, and the RTX 4000 Ada one derived
+//! from it).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -28,8 +27,8 @@ struct Args {
     /// GGUF model file.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Most tokens guessed per step when drafting.
-    #[arg(long, default_value_t = 16)]
+    /// Most tokens guessed per step when drafting (the GPU default).
+    #[arg(long, default_value_t = sandbox_core::GPU_DRAFT_TOKENS)]
     draft_tokens: u32,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 256)]
@@ -48,20 +47,18 @@ struct Args {
     gpu_costs: Vec<String>,
 }
 
-/// One batch of k tokens with logits for each, ms, repeated at one size; `rebuild`: what
-/// each check costs on top, as the size changes and llama.cpp builds its graph again
-/// for the batch and for the one-token step after it. H200: measured by `examples/bench`
+/// One batch of k tokens with logits for each, ms, repeated at one size (a job keeps
+/// one width for stretches, so its checks pay no graph rebuild but at a change of
+/// width, a few times an answer, left out here). H200: measured by `examples/bench`
 /// (`scripts/bench/gpu phases`) on the Mistral-7B-shaped Q4_K_M, 2026-12-02, CUDA op
-/// fusion off, with llama-sys/patches' per-shape CUDA graphs: the batch between
-/// one-token steps and the step after it each cost about 1.05 ms more than repeated
-/// (without the patch the step after that captured its CUDA graph again, 6.4 ms a check
-/// in all). RTX 4000 Ada: one token at the 85 % of its 360 GB/s ceiling that batch-1
-/// decoding reaches on such cards (4.37 GB / 306 GB/s = 14.3 ms), each further token of
-/// a batch 2.5 times the H200's extra time (its FP32 rate is 26.7 TFLOP/s against 67),
-/// and the H200's rebuild (host work): assumptions, not measurements.
+/// fusion off, with llama-sys/patches' per-shape CUDA graphs. RTX 4000 Ada: one token
+/// at the 85 % of its 360 GB/s ceiling that batch-1 decoding reaches on such cards
+/// (4.37 GB / 306 GB/s = 14.3 ms), each further token of a batch 2.5 times the H200's
+/// extra time (its FP32 rate is 26.7 TFLOP/s against 67): assumptions, not
+/// measurements.
 const DEFAULT_COSTS: [&str; 2] = [
-    "H200:1=3.812,2=4.182,3=4.731,4=5.471,5=6.092,6=6.735,7=7.330,8=7.987,9=7.692,12=7.778,16=7.874,rebuild=2.1",
-    "RTX 4000 Ada:1=14.30,2=15.23,3=16.60,4=18.45,5=20.00,6=21.61,7=23.09,8=24.74,9=24.00,12=24.21,16=24.45,rebuild=2.1",
+    "H200:1=3.812,2=4.182,3=4.731,4=5.471,5=6.092,6=6.735,7=7.330,8=7.987,9=7.692,12=7.778,16=7.874",
+    "RTX 4000 Ada:1=14.30,2=15.23,3=16.60,4=18.45,5=20.00,6=21.61,7=23.09,8=24.74,9=24.00,12=24.21,16=24.45",
 ];
 
 /// A GPU's batch costs: ms for a batch of k tokens, between the measured k linearly,
@@ -69,41 +66,27 @@ const DEFAULT_COSTS: [&str; 2] = [
 struct Costs {
     name: String,
     points: Vec<(f64, f64)>,
-    rebuild: f64,
 }
 
 impl Costs {
     fn parse(spec: &str) -> Result<Self, String> {
-        let bad =
-            || format!("--gpu-costs {spec:?}: want NAME:k=ms,k=ms,…[,rebuild=ms] with k = 1 first");
+        let bad = || format!("--gpu-costs {spec:?}: want NAME:k=ms,k=ms,… with k = 1 first");
         let (name, table) = spec.split_once(':').ok_or_else(bad)?;
-        let mut rebuild = 0.0;
         let points = table
             .split(',')
-            .filter(|kv| match kv.trim().strip_prefix("rebuild=") {
-                Some(ms) => {
-                    rebuild = ms.trim().parse().unwrap_or(f64::NAN);
-                    false
-                }
-                None => true,
-            })
             .map(|kv| {
                 let (k, ms) = kv.split_once('=')?;
                 Some((k.trim().parse().ok()?, ms.trim().parse().ok()?))
             })
             .collect::<Option<Vec<(f64, f64)>>>()
             .ok_or_else(bad)?;
-        if points.first().is_none_or(|p| p.0 != 1.0)
-            || points.windows(2).any(|w| w[0].0 >= w[1].0)
-            || rebuild.is_nan()
-            || rebuild < 0.0
+        if points.first().is_none_or(|p| p.0 != 1.0) || points.windows(2).any(|w| w[0].0 >= w[1].0)
         {
             return Err(bad());
         }
         Ok(Self {
             name: name.to_owned(),
             points,
-            rebuild,
         })
     }
 
@@ -127,7 +110,7 @@ impl Costs {
 
     /// Plain decoding's time over drafting's for an answer whose guessing went as
     /// `u` says: every step decodes one batch; a step that checks guesses decodes them
-    /// with its token (their mean number stands for each check's) and pays the rebuild.
+    /// with its token (their mean number stands for each check's).
     fn speedup(&self, u: &sandbox_core::Usage) -> f64 {
         let n = u.completion_tokens as f64;
         let checks = u.draft_checks as f64;
@@ -137,8 +120,7 @@ impl Costs {
         } else {
             0.0
         };
-        let drafting =
-            plain_steps * self.ms(1.0) + checks * (self.ms(per_check + 1.0) + self.rebuild);
+        let drafting = plain_steps * self.ms(1.0) + checks * self.ms(per_check + 1.0);
         n * self.ms(1.0) / drafting
     }
 }

@@ -197,7 +197,7 @@ const SETTINGS: &[Setting] = &[
         flag: &["--draft-tokens", "3"],
         file: "1",
         env_value: "2",
-        expect: ["0", "1", "2", "3"],
+        expect: ["", "1", "2", "3"],
     },
     Setting {
         key: "engine.cuda_op_fusion",

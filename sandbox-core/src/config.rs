@@ -23,18 +23,23 @@ pub struct EngineConfig {
     /// without one, or with one that is wrong).
     pub chat_template_file: Option<PathBuf>,
     /// Speculative decoding by prompt lookup: up to this many tokens guessed from
-    /// earlier text and checked in one batch (0: off, the default). Greedy output is
-    /// unchanged but for near-ties. It can pay only where the answer repeats earlier
-    /// text (editing code, quoting) and a batch costs little more than one token. On
-    /// an H200 it did not: a batch of another size than the step before rebuilds
-    /// llama.cpp's graphs, which cost more than the guesses saved, free chat and
-    /// code edits alike (`docs/performance.md`). 16 is the length measured.
-    pub draft_tokens: u32,
+    /// earlier text and checked in one batch with the sampled token (0: off). `None`
+    /// (the default): [`GPU_DRAFT_TOKENS`] on a GPU, off on a CPU. Each job checks as
+    /// many of them as pay by the clock, none where its guesses do not stand; a batch
+    /// costs little more than a token on a GPU, nearly a token per token on a CPU.
+    /// Greedy output is unchanged but for near-ties on a CPU; on a GPU as valid, not
+    /// identical, as a batch's logits differ from one token's (`docs/performance.md`).
+    pub draft_tokens: Option<u32>,
     /// Let llama.cpp's CUDA backend fuse chains of operations into single kernels.
     /// Off: on an H200 that decoded Mistral-7B 3–7 % faster (prompts 1–5 % slower),
     /// with the same output (`docs/performance.md`).
     pub cuda_op_fusion: bool,
 }
+
+/// Most tokens guessed per step on a GPU unless `draft_tokens` says otherwise: on an
+/// H200 4 and 8 gave the same speedups (`docs/performance.md`), and a job narrows its
+/// batches where wide ones do not pay.
+pub const GPU_DRAFT_TOKENS: u32 = 8;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -46,7 +51,7 @@ impl Default for EngineConfig {
             gpu_layers: None,
             queue_capacity: 32,
             chat_template_file: None,
-            draft_tokens: 0,
+            draft_tokens: None,
             cuda_op_fusion: false,
         }
     }

@@ -70,7 +70,7 @@ with_engine! {
     mod template;
     pub mod tools;
 
-    pub use config::EngineConfig;
+    pub use config::{EngineConfig, GPU_DRAFT_TOKENS};
     pub use engine::{Engine, JobHandle, apply_process_settings};
     pub use error::{EngineError, LlamaError};
     pub use job::{

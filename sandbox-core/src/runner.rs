@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use llama_sys::{Model, PieceDecoder, Sampler, Session, TokenId};
 
 use crate::EngineError;
-use crate::draft::{DraftLength, Payoff, PromptLookup, fill};
+use crate::draft::{self, Drafter, Widths};
 use crate::job::{FinishReason, JobEvent, Timings, Usage};
 use crate::queue::Pending;
 use crate::stop::{StopMatcher, StopOutcome};
@@ -22,7 +22,7 @@ pub(crate) fn run(
     session: &mut Session<'_>,
     model: &Model,
     p: &mut Pending,
-    lookup: Option<PromptLookup>,
+    drafter: Option<&mut Drafter>,
     expire: &dyn Fn(),
     beat: &dyn Fn(),
 ) -> Option<JobEvent> {
@@ -41,7 +41,7 @@ pub(crate) fn run(
         prompt_tokens: p.job.tokens.len(),
     });
     let sampler = std::mem::replace(&mut p.job.sampler, Sampler::greedy());
-    let mut run = Run::new(model, p, sampler, lookup);
+    let mut run = Run::new(model, p, sampler, drafter.map(Drafter::widths));
     let outcome = (|| {
         let finish = if run.prefill(session, beat)? {
             run.decode(session, expire, beat)?
@@ -81,9 +81,8 @@ struct Run<'a> {
     decoder: PieceDecoder,
     stops: StopMatcher,
     first_token_at: Option<Instant>,
-    lookup: Option<PromptLookup>,
-    draft_length: DraftLength,
-    payoff: Payoff,
+    /// How many guesses each step checks, when drafting is on.
+    widths: Option<Widths<'a>>,
     /// Tokens in the last batch decoded (1 for a plain step).
     width: usize,
     /// A token sampled while checking a draft, to be reported by the next step.
@@ -96,7 +95,7 @@ impl<'a> Run<'a> {
         model: &'a Model,
         p: &'a Pending,
         sampler: Sampler,
-        lookup: Option<PromptLookup>,
+        widths: Option<Widths<'a>>,
     ) -> Self {
         let job = &p.job;
         Self {
@@ -111,9 +110,7 @@ impl<'a> Run<'a> {
             decoder: PieceDecoder::new(job.strip_leading_space),
             stops: StopMatcher::new(&job.limits.stop),
             first_token_at: None,
-            draft_length: lookup.map_or(DraftLength::new(0), |l| l.length()),
-            lookup,
-            payoff: Payoff::default(),
+            widths,
             width: 1,
             carried: None,
         }
@@ -159,29 +156,17 @@ impl<'a> Run<'a> {
             if let Some(reason) = self.interruption() {
                 return Ok(reason);
             }
-            let before = (self.usage, Instant::now());
+            let started = Instant::now();
             if let Some(reason) = self.step(session)? {
                 return Ok(reason);
             }
-            if self.lookup.is_some() {
-                self.judge_checks(before);
+            if let Some(w) = &mut self.widths {
+                w.stepped(self.width, started.elapsed());
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 expire();
                 last_expire = Instant::now();
             }
-        }
-    }
-
-    /// Tells the guess length whether checks paid by the clock (see [`Payoff`]),
-    /// from the usage and time before the step just taken.
-    fn judge_checks(&mut self, (usage, started): (Usage, Instant)) {
-        let u = &self.usage;
-        let kept = (u.draft_checks > usage.draft_checks)
-            .then(|| u.accepted_draft_tokens - usage.accepted_draft_tokens);
-        let tokens = u.completion_tokens - usage.completion_tokens;
-        if let Some(paid) = self.payoff.step(started.elapsed(), tokens, kept) {
-            self.draft_length.judged(paid);
         }
     }
 
@@ -209,17 +194,14 @@ impl<'a> Run<'a> {
             return Ok(Some(reason));
         }
         let reported = self.usage.completion_tokens + usize::from(overlap);
-        let room = (self.p.job.max_tokens - reported).min(self.draft_length.next());
-        let mut draft = match &self.lookup {
-            Some(l) => l.draft(session.cached_tokens(), token, room),
-            None => Vec::new(),
-        };
-        let looked_up = draft.len();
-        // Only a batch as wide as the last one spares llama.cpp a graph rebuild.
-        if self.width == room + 1 {
-            fill(&mut draft, room);
-        }
         let base = session.cached_tokens().len();
+        let (room, longest) = self.widths.as_ref().map_or((0, 0), |w| {
+            (w.now().min(self.p.job.max_tokens - reported), w.longest())
+        });
+        // A step that checks guesses needs them before it decodes; one that does not
+        // makes its shadow guess while the device works.
+        let mut shadow = (room > 0).then(|| draft::guess(session.cached_tokens(), token, longest));
+        let draft = shadow.as_ref().map_or(&[][..], |g| &g[..room]).to_vec();
         self.width = draft.len() + 1;
         if draft.is_empty() {
             session.push(token)?;
@@ -229,6 +211,12 @@ impl<'a> Run<'a> {
             batch.extend_from_slice(&draft);
             session.push_draft(&batch)?;
         }
+        if let Some(w) = &mut self.widths {
+            let g = shadow
+                .take()
+                .unwrap_or_else(|| draft::guess(&session.cached_tokens()[..base], token, longest));
+            w.guessed(reported, g);
+        }
         if overlap && let Some(reason) = self.report(session, token)? {
             session.keep(base)?;
             return Ok(Some(reason));
@@ -236,7 +224,7 @@ impl<'a> Run<'a> {
         if draft.is_empty() {
             return Ok(None);
         }
-        self.check_draft(session, base, &draft, looked_up)
+        self.check_draft(session, base, &draft)
     }
 
     /// Whether `token` may be the answer's last: end-of-generation, or the last one
@@ -257,14 +245,12 @@ impl<'a> Run<'a> {
     /// token's (near-ties on a CPU; on a GPU, llama.cpp's kernels move logits with the
     /// batch size), and sampled output has the same distribution: this is the standard
     /// acceptance rule for a draft that puts all its probability on one token. Filler
-    /// guesses are checked the same way. The first `looked_up` guesses came from prompt lookup, the rest fill the
-    /// batch to its width; only the former tell the guess length anything.
+    /// guesses are checked the same way.
     fn check_draft(
         &mut self,
         session: &mut Session<'_>,
         base: usize,
         draft: &[TokenId],
-        looked_up: usize,
     ) -> Result<Option<FinishReason>, EngineError> {
         self.usage.draft_tokens += draft.len();
         self.usage.draft_checks += 1;
@@ -272,7 +258,6 @@ impl<'a> Run<'a> {
             session.use_row(row);
             let next = session.sample(&mut self.sampler)?;
             if next != guess {
-                self.draft_length.update(looked_up, row.min(looked_up));
                 session.keep(base + 1 + row)?;
                 self.carried = Some(next);
                 return Ok(None);
@@ -284,7 +269,6 @@ impl<'a> Run<'a> {
                 return Ok(Some(reason));
             }
         }
-        self.draft_length.update(looked_up, looked_up);
         session.use_row(draft.len());
         self.carried = Some(session.sample(&mut self.sampler)?);
         Ok(None)
@@ -303,6 +287,9 @@ impl<'a> Run<'a> {
             return Ok(Some(FinishReason::EndOfGeneration));
         }
         self.usage.completion_tokens += 1;
+        if let Some(w) = &mut self.widths {
+            w.reported(token);
+        }
         let logprob = job.logprobs.and_then(|n| session.logprobs(token, n).ok());
         let piece = self.model.token_bytes(token, true).unwrap_or_default();
         let (text, stopped) = match self.stops.push(&self.decoder.push(&piece)) {

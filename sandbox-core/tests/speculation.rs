@@ -18,6 +18,10 @@ use sandbox_core::{
 };
 
 fn engine(draft_tokens: u32) -> Engine {
+    engine_drafting(Some(draft_tokens))
+}
+
+fn engine_drafting(draft_tokens: Option<u32>) -> Engine {
     Engine::start(&EngineConfig {
         model_path: common::smollm2(),
         n_ctx: 4096,
@@ -216,4 +220,15 @@ fn a_cancelled_drafting_job_leaves_a_true_cache() {
         run(&plain, again.clone()).tokens,
         run(&drafting, again).tokens
     );
+}
+
+#[test]
+fn a_cpu_engine_does_not_draft_unless_told_to() {
+    // A batch costs nearly a token per token on a CPU: the default is off there.
+    let engine = engine_drafting(None);
+    let copy = format!("Repeat this letter exactly, word for word:\n\n{LETTER}");
+    let done = run(&engine, chat(&copy, SamplingParams::greedy(), 40));
+    assert_eq!(done.usage.completion_tokens, 40);
+    assert_eq!(done.usage.draft_tokens, 0);
+    assert_eq!(done.usage.draft_checks, 0);
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 use llama_sys::{Model, ModelInfo, ModelParams, SessionParams};
 use tokio::sync::mpsc::unbounded_channel;
 
+use crate::config::GPU_DRAFT_TOKENS;
 use crate::control_text::ControlText;
 use crate::heartbeat::Heartbeat;
 use crate::job::{FinishReason, JobEvent, JobRequest};
 use crate::queue::{Queue, QueueStatus};
 use crate::template::ChatTemplate;
 use crate::tools::ToolFormat;
-use crate::draft::PromptLookup;
+use crate::draft::Drafter;
 use crate::{EngineConfig, EngineError, runner};
 
 mod fragment_cache;
@@ -92,11 +93,14 @@ impl Engine {
             n_threads: (config.n_threads > 0).then_some(config.n_threads),
         };
         // A guess is checked in one batch with the token before it.
-        let draft_tokens = config.draft_tokens.min(config.n_batch.saturating_sub(1));
+        let draft_tokens = config
+            .draft_tokens
+            .unwrap_or(if model.on_gpu() { GPU_DRAFT_TOKENS } else { 0 })
+            .min(config.n_batch.saturating_sub(1));
         // A rejected guess is cut from the cache, which recurrent models cannot do.
-        let lookup = model
+        let drafter = model
             .can_drop_cache_tail()
-            .then(|| PromptLookup::new(draft_tokens as usize))
+            .then(|| Drafter::new(draft_tokens as usize))
             .flatten();
         let queue = Arc::new(Queue::new(config.queue_capacity));
         let heartbeat = Arc::new(Heartbeat::new());
@@ -108,7 +112,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("sandbox-engine".into())
                 .spawn(move || {
-                    engine_thread(&model, &params, lookup, &queue, &heartbeat, &ready_tx)
+                    engine_thread(&model, &params, drafter, &queue, &heartbeat, &ready_tx)
                 })
                 .map_err(|e| {
                     EngineError::InvalidRequest(format!("cannot spawn the engine thread: {e}"))
@@ -220,7 +224,7 @@ impl Drop for Engine {
 fn engine_thread(
     model: &Model,
     params: &SessionParams,
-    lookup: Option<PromptLookup>,
+    mut drafter: Option<Drafter>,
     queue: &Queue,
     heartbeat: &Heartbeat,
     ready: &mpsc::Sender<Result<u32, llama_sys::LlamaError>>,
@@ -253,7 +257,7 @@ fn engine_thread(
             &mut session,
             model,
             &mut pending,
-            lookup,
+            drafter.as_mut(),
             &|| queue.expire(),
             &beat,
         ) {
