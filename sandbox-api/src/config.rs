@@ -169,7 +169,7 @@ pub struct EngineArgs {
     #[arg(long, env = "SANDBOX_CHAT_TEMPLATE_FILE", value_name = "JINJA")]
     pub chat_template_file: Option<PathBuf>,
     /// Speculative decoding by prompt lookup: most tokens guessed per step (0 = off)
-    /// [default: 8 on a GPU, off on a CPU]. Each answer checks only as many guesses as
+    /// [default: 4 on a GPU, off on a CPU]. Each answer checks only as many guesses as
     /// pay by the clock; see docs/performance.md.
     #[arg(long, env = "SANDBOX_DRAFT_TOKENS", value_name = "N")]
     pub draft_tokens: Option<u32>,

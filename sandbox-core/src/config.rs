@@ -37,9 +37,10 @@ pub struct EngineConfig {
 }
 
 /// Most tokens guessed per step on a GPU unless `draft_tokens` says otherwise: on an
-/// H200 4 and 8 gave the same speedups (`docs/performance.md`), and a job narrows its
-/// batches where wide ones do not pay.
-pub const GPU_DRAFT_TOKENS: u32 = 8;
+/// H200 4 gave the speedups 8 gave on the repetitive tasks, and never slowed free chat,
+/// where 8 twice did (`docs/performance.md`): a wide batch that keeps nothing costs
+/// more.
+pub const GPU_DRAFT_TOKENS: u32 = 4;
 
 impl Default for EngineConfig {
     fn default() -> Self {
