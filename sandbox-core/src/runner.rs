@@ -161,7 +161,7 @@ impl<'a> Run<'a> {
                 return Ok(reason);
             }
             if let Some(w) = &mut self.widths {
-                w.stepped(self.width, started.elapsed());
+                w.stepped(self.width, started.elapsed(), session.cached_tokens());
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 expire();
@@ -215,7 +215,7 @@ impl<'a> Run<'a> {
             let g = shadow
                 .take()
                 .unwrap_or_else(|| draft::guess(&session.cached_tokens()[..base], token, longest));
-            w.guessed(reported, g);
+            w.guessed(base + 1, g);
         }
         if overlap && let Some(reason) = self.report(session, token)? {
             session.keep(base)?;
@@ -287,9 +287,6 @@ impl<'a> Run<'a> {
             return Ok(Some(FinishReason::EndOfGeneration));
         }
         self.usage.completion_tokens += 1;
-        if let Some(w) = &mut self.widths {
-            w.reported(token);
-        }
         let logprob = job.logprobs.and_then(|n| session.logprobs(token, n).ok());
         let piece = self.model.token_bytes(token, true).unwrap_or_default();
         let (text, stopped) = match self.stops.push(&self.decoder.push(&piece)) {

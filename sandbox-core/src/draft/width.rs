@@ -97,7 +97,7 @@ impl Running {
 /// A guess made at one step, resolved against the tokens that followed.
 #[derive(Debug, Clone)]
 struct Shadow {
-    /// The answer's index of the first guessed token.
+    /// The text's index of the first guessed token.
     start: usize,
     guess: Vec<TokenId>,
     /// Leading guesses known to have stood.
@@ -115,7 +115,6 @@ pub(crate) struct Widths<'c> {
     /// The index into `lengths` decoded now; `None`: one token a step.
     now: Option<usize>,
     shadows: VecDeque<Shadow>,
-    answer: Vec<TokenId>,
     /// A one-token step's seconds, running.
     plain: Option<Running>,
     /// The width of the step before, 0 before the first.
@@ -133,7 +132,6 @@ impl<'c> Widths<'c> {
             costs,
             now: None,
             shadows: VecDeque::new(),
-            answer: Vec::new(),
             plain: None,
             last_width: 0,
             steps: 0,
@@ -150,24 +148,20 @@ impl<'c> Widths<'c> {
         self.now.map_or(0, |i| self.lengths[i])
     }
 
-    /// The step's guess (of [`Self::longest`] tokens) for the tokens after the
-    /// answer's first `reported`.
-    pub(crate) fn guessed(&mut self, reported: usize, guess: Vec<TokenId>) {
+    /// The step's guess (of [`Self::longest`] tokens) for the text from index `start`
+    /// on.
+    pub(crate) fn guessed(&mut self, start: usize, guess: Vec<TokenId>) {
         self.shadows.push_back(Shadow {
-            start: reported,
+            start,
             guess,
             stood: 0,
         });
     }
 
-    /// A token the job reported.
-    pub(crate) fn reported(&mut self, token: TokenId) {
-        self.answer.push(token);
-    }
-
-    /// A step of `width` tokens took `took`; chooses the width now and then.
-    pub(crate) fn stepped(&mut self, width: usize, took: Duration) {
-        self.resolve();
+    /// A step of `width` tokens took `took` and left `text` (the session's cached
+    /// tokens: the prompt and every token reported); chooses the width now and then.
+    pub(crate) fn stepped(&mut self, width: usize, took: Duration, text: &[TokenId]) {
+        self.resolve(text);
         let secs = took.as_secs_f64();
         // Only a step as wide as the one before is free of graph rebuilds.
         if width == self.last_width {
@@ -188,14 +182,13 @@ impl<'c> Widths<'c> {
         self.lengths.iter().position(|&l| l == length)
     }
 
-    /// Counts, for every guess whose fate the answer now tells, how many of its first
-    /// k tokens stood, for each length k.
-    fn resolve(&mut self) {
-        let answer = &self.answer;
+    /// Counts, for every guess whose fate the text now tells, how many of its first k
+    /// tokens stood, for each length k.
+    fn resolve(&mut self, text: &[TokenId]) {
         let mut done = Vec::new();
         self.shadows.retain_mut(|s| {
             while let Some(&guessed) = s.guess.get(s.stood) {
-                match answer.get(s.start + s.stood) {
+                match text.get(s.start + s.stood) {
                     None => return true,
                     Some(&said) if said == guessed => s.stood += 1,
                     Some(_) => break,
@@ -243,21 +236,20 @@ fn lengths(max: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    /// Steps at `width` taking `ms` each, reporting `tokens` from `text` (cycled) and
-    /// guessing `guess(position)` each step.
+    /// Steps at `width` taking `ms` each, each adding `next(position)` to `text` and
+    /// guessing `guess(position)` for what follows.
     fn steps(
         w: &mut Widths<'_>,
-        n: usize,
-        width: usize,
-        ms: f64,
+        text: &mut Vec<TokenId>,
+        (n, width, ms): (usize, usize, f64),
         next: &mut dyn FnMut(usize) -> TokenId,
         guess: &mut dyn FnMut(usize) -> Vec<TokenId>,
     ) {
         for _ in 0..n {
-            let at = w.answer.len();
+            let at = text.len();
             w.guessed(at + 1, guess(at + 1));
-            w.reported(next(at));
-            w.stepped(width, Duration::from_secs_f64(ms / 1e3));
+            text.push(next(at));
+            w.stepped(width, Duration::from_secs_f64(ms / 1e3), text);
         }
     }
 
@@ -274,9 +266,10 @@ mod tests {
     fn guesses_that_never_stand_keep_one_token_a_step() {
         let mut costs = StepCosts::default();
         let mut w = Widths::new(4, &mut costs);
+        let mut text = Vec::new();
         let mut next = |i: usize| i as TokenId;
         let mut wrong = |_| vec![9999; 4];
-        steps(&mut w, 200, 1, 4.0, &mut next, &mut wrong);
+        steps(&mut w, &mut text, (200, 1, 4.0), &mut next, &mut wrong);
         assert_eq!(w.now(), 0);
         assert!(w.shadows.len() <= 1, "a guess that missed is resolved at once");
     }
@@ -285,19 +278,20 @@ mod tests {
     fn guesses_that_would_stand_are_tried_and_kept_while_their_batch_pays() {
         let mut costs = StepCosts::default();
         let mut w = Widths::new(4, &mut costs);
+        let mut text = Vec::new();
         // A text every guess knows: token i is i % 50, and the guess is right.
         let mut next = |i: usize| (i % 50) as TokenId;
         let mut right = |at: usize| (at..at + 4).map(|i| (i % 50) as TokenId).collect();
-        steps(&mut w, 16, 1, 4.0, &mut next, &mut right);
+        steps(&mut w, &mut text, (16, 1, 4.0), &mut next, &mut right);
         assert_eq!(w.now(), 4, "untimed widths cost a plain step: the longest wins");
         // Batches of 5 cost 1.5 plain steps: 5 tokens for 1.5 beat 4 for an untimed
         // width's 1, which is tried next, found to cost 1.4 and left again.
-        steps(&mut w, 8, 5, 6.0, &mut next, &mut right);
+        steps(&mut w, &mut text, (8, 5, 6.0), &mut next, &mut right);
         assert!((w.costs.ratio(2) - 1.5).abs() < 1e-9);
         assert_eq!(w.now(), 3);
-        steps(&mut w, 8, 4, 5.6, &mut next, &mut right);
+        steps(&mut w, &mut text, (8, 4, 5.6), &mut next, &mut right);
         assert_eq!(w.now(), 4);
-        steps(&mut w, 40, 5, 6.0, &mut next, &mut right);
+        steps(&mut w, &mut text, (40, 5, 6.0), &mut next, &mut right);
         assert_eq!(w.now(), 4, "the best stays");
         assert!((w.costs.ratio(1) - 1.4).abs() < 1e-9);
     }
@@ -307,21 +301,23 @@ mod tests {
         let mut costs = StepCosts::default();
         {
             let mut w = Widths::new(1, &mut costs);
+            let mut text = Vec::new();
             // Half the guesses would stand: 1.5 tokens a step at width 2.
             let mut next = |i: usize| (i % 2) as TokenId;
             let mut half = |at: usize| vec![if at % 4 < 2 { (at % 2) as TokenId } else { 7 }];
-            steps(&mut w, 8, 1, 4.0, &mut next, &mut half);
+            steps(&mut w, &mut text, (8, 1, 4.0), &mut next, &mut half);
             assert_eq!(w.now(), 1, "tried");
             // A CPU: a batch of 2 costs twice a token.
-            steps(&mut w, 8, 2, 8.0, &mut next, &mut half);
+            steps(&mut w, &mut text, (8, 2, 8.0), &mut next, &mut half);
             assert_eq!(w.now(), 0, "1.5 tokens for 2 steps' time does not pay");
         }
         assert!((costs.ratio(0) - 2.0).abs() < 0.2, "{costs:?}");
         // The next job knows the price and does not try again.
         let mut w = Widths::new(1, &mut costs);
+        let mut text = Vec::new();
         let mut next = |i: usize| (i % 2) as TokenId;
         let mut half = |at: usize| vec![if at % 4 < 2 { (at % 2) as TokenId } else { 7 }];
-        steps(&mut w, 64, 1, 4.0, &mut next, &mut half);
+        steps(&mut w, &mut text, (64, 1, 4.0), &mut next, &mut half);
         assert_eq!(w.now(), 0);
     }
 
@@ -329,16 +325,17 @@ mod tests {
     fn the_first_step_at_a_new_width_and_outliers_are_not_timed() {
         let mut costs = StepCosts::default();
         let mut w = Widths::new(1, &mut costs);
+        let mut text = Vec::new();
         let mut next = |i: usize| i as TokenId;
         let mut wrong = |_| vec![9999];
-        steps(&mut w, 4, 1, 4.0, &mut next, &mut wrong);
+        steps(&mut w, &mut text, (4, 1, 4.0), &mut next, &mut wrong);
         // One step of 2 after plain ones rebuilds graphs: not its price.
-        steps(&mut w, 1, 2, 40.0, &mut next, &mut wrong);
+        steps(&mut w, &mut text, (1, 2, 40.0), &mut next, &mut wrong);
         assert_eq!(w.costs.ratio(0), 1.0, "never timed");
-        steps(&mut w, 1, 2, 5.0, &mut next, &mut wrong);
+        steps(&mut w, &mut text, (1, 2, 5.0), &mut next, &mut wrong);
         assert!((w.costs.ratio(0) - 1.25).abs() < 1e-9);
         // The host was descheduled once: kept out.
-        steps(&mut w, 1, 2, 50.0, &mut next, &mut wrong);
+        steps(&mut w, &mut text, (1, 2, 50.0), &mut next, &mut wrong);
         assert!((w.costs.ratio(0) - 1.25).abs() < 1e-9);
     }
 
