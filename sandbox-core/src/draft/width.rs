@@ -236,21 +236,68 @@ fn lengths(max: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    /// Steps at `width` taking `ms` each, each adding `next(position)` to `text` and
-    /// guessing `guess(position)` for what follows.
-    fn steps(
-        w: &mut Widths<'_>,
-        text: &mut Vec<TokenId>,
-        (n, width, ms): (usize, usize, f64),
-        next: &mut dyn FnMut(usize) -> TokenId,
-        guess: &mut dyn FnMut(usize) -> Vec<TokenId>,
-    ) {
-        for _ in 0..n {
-            let at = text.len();
-            w.guessed(at + 1, guess(at + 1));
-            text.push(next(at));
-            w.stepped(width, Duration::from_secs_f64(ms / 1e3), text);
+    /// A job's widths and its text, where token i is `next(i)` and the guess after
+    /// position i is `guess(i)`.
+    struct Job<'c> {
+        w: Widths<'c>,
+        text: Vec<TokenId>,
+        next: fn(usize) -> TokenId,
+        guess: fn(usize) -> Vec<TokenId>,
+    }
+
+    impl<'c> Job<'c> {
+        fn new(
+            max: usize,
+            costs: &'c mut StepCosts,
+            next: fn(usize) -> TokenId,
+            guess: fn(usize) -> Vec<TokenId>,
+        ) -> Self {
+            Self {
+                w: Widths::new(max, costs),
+                text: Vec::new(),
+                next,
+                guess,
+            }
         }
+
+        /// `n` steps at `width`, taking `ms` each.
+        fn steps(&mut self, n: usize, width: usize, ms: f64) {
+            for _ in 0..n {
+                let at = self.text.len();
+                self.w.guessed(at + 1, (self.guess)(at + 1));
+                self.text.push((self.next)(at));
+                self.w.stepped(width, Duration::from_secs_f64(ms / 1e3), &self.text);
+            }
+        }
+    }
+
+    /// Token i of a text that never repeats.
+    fn counting(i: usize) -> TokenId {
+        i as TokenId
+    }
+
+    /// A guess that never stands.
+    fn wrong(_: usize) -> Vec<TokenId> {
+        vec![9999; 4]
+    }
+
+    /// Token i of a text every guess knows: i % 50.
+    fn cycle(i: usize) -> TokenId {
+        (i % 50) as TokenId
+    }
+
+    fn right(at: usize) -> Vec<TokenId> {
+        (at..at + 4).map(cycle).collect()
+    }
+
+    /// Token i of 0 1 0 1 …
+    fn alternating(i: usize) -> TokenId {
+        (i % 2) as TokenId
+    }
+
+    /// Half the guesses would stand: 1.5 tokens a step at width 2.
+    fn half(at: usize) -> Vec<TokenId> {
+        vec![if at % 4 < 2 { alternating(at) } else { 7 }]
     }
 
     #[test]
@@ -265,78 +312,61 @@ mod tests {
     #[test]
     fn guesses_that_never_stand_keep_one_token_a_step() {
         let mut costs = StepCosts::default();
-        let mut w = Widths::new(4, &mut costs);
-        let mut text = Vec::new();
-        let mut next = |i: usize| i as TokenId;
-        let mut wrong = |_| vec![9999; 4];
-        steps(&mut w, &mut text, (200, 1, 4.0), &mut next, &mut wrong);
-        assert_eq!(w.now(), 0);
-        assert!(w.shadows.len() <= 1, "a guess that missed is resolved at once");
+        let mut job = Job::new(4, &mut costs, counting, wrong);
+        job.steps(200, 1, 4.0);
+        assert_eq!(job.w.now(), 0);
+        assert!(job.w.shadows.len() <= 1, "a guess that missed is resolved at once");
     }
 
     #[test]
     fn guesses_that_would_stand_are_tried_and_kept_while_their_batch_pays() {
         let mut costs = StepCosts::default();
-        let mut w = Widths::new(4, &mut costs);
-        let mut text = Vec::new();
-        // A text every guess knows: token i is i % 50, and the guess is right.
-        let mut next = |i: usize| (i % 50) as TokenId;
-        let mut right = |at: usize| (at..at + 4).map(|i| (i % 50) as TokenId).collect();
-        steps(&mut w, &mut text, (16, 1, 4.0), &mut next, &mut right);
-        assert_eq!(w.now(), 4, "untimed widths cost a plain step: the longest wins");
+        let mut job = Job::new(4, &mut costs, cycle, right);
+        job.steps(16, 1, 4.0);
+        assert_eq!(job.w.now(), 4, "untimed widths cost a plain step: the longest wins");
         // Batches of 5 cost 1.5 plain steps: 5 tokens for 1.5 beat 4 for an untimed
         // width's 1, which is tried next, found to cost 1.4 and left again.
-        steps(&mut w, &mut text, (8, 5, 6.0), &mut next, &mut right);
-        assert!((w.costs.ratio(2) - 1.5).abs() < 1e-9);
-        assert_eq!(w.now(), 3);
-        steps(&mut w, &mut text, (8, 4, 5.6), &mut next, &mut right);
-        assert_eq!(w.now(), 4);
-        steps(&mut w, &mut text, (40, 5, 6.0), &mut next, &mut right);
-        assert_eq!(w.now(), 4, "the best stays");
-        assert!((w.costs.ratio(1) - 1.4).abs() < 1e-9);
+        job.steps(8, 5, 6.0);
+        assert!((job.w.costs.ratio(2) - 1.5).abs() < 1e-9);
+        assert_eq!(job.w.now(), 3);
+        job.steps(8, 4, 5.6);
+        assert_eq!(job.w.now(), 4);
+        job.steps(40, 5, 6.0);
+        assert_eq!(job.w.now(), 4, "the best stays");
+        assert!((job.w.costs.ratio(1) - 1.4).abs() < 1e-9);
     }
 
     #[test]
     fn a_width_that_costs_more_than_its_guesses_give_is_left_and_stays_known() {
         let mut costs = StepCosts::default();
         {
-            let mut w = Widths::new(1, &mut costs);
-            let mut text = Vec::new();
-            // Half the guesses would stand: 1.5 tokens a step at width 2.
-            let mut next = |i: usize| (i % 2) as TokenId;
-            let mut half = |at: usize| vec![if at % 4 < 2 { (at % 2) as TokenId } else { 7 }];
-            steps(&mut w, &mut text, (8, 1, 4.0), &mut next, &mut half);
-            assert_eq!(w.now(), 1, "tried");
+            let mut job = Job::new(1, &mut costs, alternating, half);
+            job.steps(8, 1, 4.0);
+            assert_eq!(job.w.now(), 1, "tried");
             // A CPU: a batch of 2 costs twice a token.
-            steps(&mut w, &mut text, (8, 2, 8.0), &mut next, &mut half);
-            assert_eq!(w.now(), 0, "1.5 tokens for 2 steps' time does not pay");
+            job.steps(8, 2, 8.0);
+            assert_eq!(job.w.now(), 0, "1.5 tokens for 2 steps' time does not pay");
         }
         assert!((costs.ratio(0) - 2.0).abs() < 0.2, "{costs:?}");
         // The next job knows the price and does not try again.
-        let mut w = Widths::new(1, &mut costs);
-        let mut text = Vec::new();
-        let mut next = |i: usize| (i % 2) as TokenId;
-        let mut half = |at: usize| vec![if at % 4 < 2 { (at % 2) as TokenId } else { 7 }];
-        steps(&mut w, &mut text, (64, 1, 4.0), &mut next, &mut half);
-        assert_eq!(w.now(), 0);
+        let mut job = Job::new(1, &mut costs, alternating, half);
+        job.steps(64, 1, 4.0);
+        assert_eq!(job.w.now(), 0);
     }
 
     #[test]
     fn the_first_step_at_a_new_width_and_outliers_are_not_timed() {
         let mut costs = StepCosts::default();
-        let mut w = Widths::new(1, &mut costs);
-        let mut text = Vec::new();
-        let mut next = |i: usize| i as TokenId;
-        let mut wrong = |_| vec![9999];
-        steps(&mut w, &mut text, (4, 1, 4.0), &mut next, &mut wrong);
+        let mut job = Job::new(1, &mut costs, counting, wrong);
+        job.steps(4, 1, 4.0);
         // One step of 2 after plain ones rebuilds graphs: not its price.
-        steps(&mut w, &mut text, (1, 2, 40.0), &mut next, &mut wrong);
-        assert_eq!(w.costs.ratio(0), 1.0, "never timed");
-        steps(&mut w, &mut text, (1, 2, 5.0), &mut next, &mut wrong);
-        assert!((w.costs.ratio(0) - 1.25).abs() < 1e-9);
+        job.steps(1, 2, 40.0);
+        assert_eq!(job.w.costs.ratio(0), 1.0, "never timed");
+        job.steps(1, 2, 5.0);
+        assert!((job.w.costs.ratio(0) - 1.25).abs() < 1e-9);
         // The host was descheduled once: kept out.
-        steps(&mut w, &mut text, (1, 2, 50.0), &mut next, &mut wrong);
-        assert!((w.costs.ratio(0) - 1.25).abs() < 1e-9);
+        job.steps(1, 2, 50.0);
+        assert!((job.w.costs.ratio(0) - 1.25).abs() < 1e-9);
     }
 
     #[test]
